@@ -1,0 +1,181 @@
+"""``configure()`` and the :class:`Tracing` handle it returns."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.propagators.textmap import TextMapPropagator
+from opentelemetry.sdk.trace import TracerProvider
+
+from tracekit import _state
+from tracekit._logging import logger
+from tracekit._propagation import install_global
+from tracekit._settings import Settings, load
+from tracekit._version import __version__
+
+__all__ = ["Tracing", "configure", "shutdown"]
+
+_LOG_LEVELS = {
+    "debug": logging.DEBUG,
+    "info": logging.INFO,
+    "warn": logging.WARNING,
+    "warning": logging.WARNING,
+    "error": logging.ERROR,
+    "critical": logging.CRITICAL,
+}
+
+_lock = threading.RLock()
+
+
+class Tracing:
+    """What :func:`configure` installed; flush it, shut it down, inspect its settings.
+
+    ``enabled`` is ``False`` when ``OTEL_SDK_DISABLED=true`` (or ``disabled=True``): then
+    nothing was installed and the methods do nothing.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        sources: Mapping[str, str],
+        provider: TracerProvider | None,
+        previous_propagator: TextMapPropagator | None,
+    ) -> None:
+        self.settings = settings
+        #: Where each setting's value came from: ``keyword``, an environment variable, or ``default``.
+        self.sources = dict(sources)
+        self.provider = provider
+        self._previous_propagator = previous_propagator
+        self._is_shut_down = False
+
+    @property
+    def enabled(self) -> bool:
+        """Whether spans are being recorded and exported."""
+        return self.provider is not None and not self._is_shut_down
+
+    def force_flush(self, timeout: float = 30.0) -> bool:
+        """Export every span ended so far; ``False`` if that did not finish within ``timeout`` seconds."""
+        if not self.enabled or self.provider is None:
+            return False
+        deadline = time.monotonic() + timeout
+        ok = True
+        for processor in _processors(self.provider):
+            remaining = max(0.0, deadline - time.monotonic())
+            ok = processor.force_flush(int(remaining * 1000)) and ok
+        return ok
+
+    def shutdown(self, timeout: float | None = None) -> None:
+        """Flush (within ``timeout`` seconds, by default the export time limit) and uninstall.
+
+        After this, :func:`configure` may be called again; spans made in between are dropped.
+        """
+        with _lock:
+            if self._is_shut_down:
+                return
+            self._is_shut_down = True
+            if self.provider is not None:
+                limit = self.settings.bsp_export_timeout if timeout is None else timeout
+                deadline = time.monotonic() + limit
+                for processor in _processors(self.provider):
+                    remaining = max(0.0, deadline - time.monotonic())
+                    processor.shutdown(int(remaining * 1000))
+                self.provider.shutdown()
+                if self._previous_propagator is not None:
+                    install_global(self._previous_propagator)
+            if _state.current is self:
+                _state.current = None
+                _state.tracer = trace.NoOpTracer()
+
+    def __repr__(self) -> str:
+        state = "enabled" if self.enabled else "disabled"
+        return f"<tracekit.Tracing {state} service={self.settings.service_name!r}>"
+
+
+def configure(**overrides: Any) -> Tracing:
+    """Install tracing for this process, configured from keywords and ``OTEL_*`` variables.
+
+    Keyword arguments win over environment variables, which win over defaults; see
+    ``docs/configuration.md`` for every setting. A bad keyword raises
+    :class:`~tracekit.ConfigError`; a bad environment value is logged and replaced by a
+    fallback. Calling it again returns the first :class:`Tracing` (with a warning) and
+    installs nothing more.
+    """
+    with _lock:
+        if _state.current is not None:
+            logger.warning(
+                "tracekit: configure() was already called; keeping the first configuration "
+                "(call tracekit.shutdown() first to reconfigure)"
+            )
+            return _state.current
+        loaded = load(overrides)
+        settings = loaded.settings
+        logger.setLevel(_LOG_LEVELS[settings.log_level])
+        if settings.disabled:
+            logger.info("tracekit: tracing is disabled (OTEL_SDK_DISABLED); nothing installed")
+            tracing = Tracing(settings, loaded.sources, None, None)
+            _state.current = tracing
+            return tracing
+
+        from tracekit._propagation import make_propagator
+        from tracekit._sdk import build_provider
+
+        provider = build_provider(settings, loaded.sources)
+        previous_propagator = install_global(make_propagator(settings.propagators))
+        _install_global_provider(provider)
+        tracing = Tracing(settings, loaded.sources, provider, previous_propagator)
+        _state.current = tracing
+        _state.tracer = provider.get_tracer("tracekit", __version__)
+        logger.debug("tracekit: configured %r from %s", tracing, loaded.sources)
+        return tracing
+
+
+def shutdown(timeout: float | None = None) -> None:
+    """Flush and uninstall what :func:`configure` installed; a no-op if it was not called."""
+    tracing = _state.current
+    if tracing is not None:
+        tracing.shutdown(timeout)
+
+
+def _processors(provider: TracerProvider) -> tuple[Any, ...]:
+    return tuple(provider._active_span_processor._span_processors)
+
+
+_installed_providers: list[TracerProvider] = []
+
+
+def _install_global_provider(provider: TracerProvider) -> None:
+    """Make ``provider`` the OpenTelemetry API's global tracer provider.
+
+    The API lets the global be set once per process. When the current global is one that
+    tracekit installed and has since shut down, the guard is re-armed so that
+    ``shutdown()`` followed by ``configure()`` works; a provider installed by someone else
+    is left alone, with a warning.
+    """
+    current = trace.get_tracer_provider()
+    if isinstance(current, trace.ProxyTracerProvider):
+        trace.set_tracer_provider(provider)
+    elif any(current is installed for installed in _installed_providers):
+        once = getattr(trace, "_TRACER_PROVIDER_SET_ONCE", None)
+        if once is not None and hasattr(once, "_done"):
+            once._done = False
+        trace.set_tracer_provider(provider)
+    else:
+        logger.warning(
+            "tracekit: another TracerProvider (%s) is already installed globally; tracekit's own "
+            "spans use tracekit's provider, spans made through the OpenTelemetry API use the other one",
+            type(current).__name__,
+        )
+    _installed_providers[:] = [provider]
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    tracing = _state.current
+    if tracing is not None and tracing.enabled:
+        tracing.shutdown(min(tracing.settings.timeout, tracing.settings.bsp_export_timeout))

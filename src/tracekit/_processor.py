@@ -1,0 +1,148 @@
+"""The batch span processor: export off the application thread, bounded in every way.
+
+It does what the SDK's batch processor does, plus what an application needs from it:
+
+* ``on_end`` only appends to a bounded queue; the network is touched by one worker thread.
+* A full queue drops the span and counts it; one WARNING per minute says how many were lost.
+* ``force_flush`` and ``shutdown`` honour their time limits even while an export hangs on
+  an unreachable collector, so a process always exits promptly.
+* Every export runs with OpenTelemetry's suppress-instrumentation key set, so the
+  exporter's own HTTP calls are never traced.
+* After ``fork()`` the child starts with an empty queue and a worker of its own.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import threading
+import weakref
+
+from opentelemetry import context as otel_context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+
+from tracekit._logging import RateLimitedCounter, logger
+
+__all__ = ["BatchSpanProcessor"]
+
+_SUPPRESS_INSTRUMENTATION_KEY = getattr(otel_context, "_SUPPRESS_INSTRUMENTATION_KEY", "suppress_instrumentation")
+
+
+class BatchSpanProcessor(SpanProcessor):
+    """Queue ended, sampled spans and export them in batches from a worker thread."""
+
+    def __init__(
+        self,
+        exporter: SpanExporter,
+        *,
+        max_queue_size: int = 2048,
+        max_export_batch_size: int = 512,
+        schedule_delay: float = 5.0,
+        export_timeout: float = 30.0,
+    ) -> None:
+        self.exporter = exporter
+        self._max_queue_size = max_queue_size
+        self._max_export_batch_size = min(max_export_batch_size, max_queue_size)
+        self._schedule_delay = schedule_delay
+        self._export_timeout = export_timeout
+        self._shutdown = False
+        self.dropped = RateLimitedCounter(
+            "tracekit: the export queue is full (OTEL_BSP_MAX_QUEUE_SIZE=" + str(max_queue_size) + "); "
+            "%d spans were dropped. Is the collector reachable and fast enough?"
+        )
+        self.failed = RateLimitedCounter(
+            f"tracekit: {type(exporter).__name__} could not export %d spans; they are lost. "
+            "The exporter's own log lines above say why."
+        )
+        self._start_worker()
+        if hasattr(os, "register_at_fork"):
+            ref = weakref.WeakMethod(self._start_worker)
+
+            def _after_fork_in_child() -> None:
+                method = ref()
+                if method is not None:
+                    method()
+
+            os.register_at_fork(after_in_child=_after_fork_in_child)
+
+    def _start_worker(self) -> None:
+        self._queue: collections.deque[ReadableSpan] = collections.deque(maxlen=self._max_queue_size)
+        self._flush_waiters: list[threading.Event] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._worker = threading.Thread(target=self._run, name="tracekit-export", daemon=True)
+        self._worker.start()
+
+    def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
+        return None
+
+    def on_end(self, span: ReadableSpan) -> None:
+        if self._shutdown or not span.context.trace_flags.sampled:
+            return
+        if len(self._queue) >= self._max_queue_size:
+            self.dropped.add()
+            return
+        self._queue.append(span)
+        if len(self._queue) >= self._max_export_batch_size:
+            self._wake.set()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Export every queued span; ``False`` if that took longer than the time limit."""
+        if self._shutdown or not self._worker.is_alive():
+            return False
+        done = threading.Event()
+        with self._lock:
+            self._flush_waiters.append(done)
+        self._wake.set()
+        return done.wait(timeout_millis / 1000.0)
+
+    def shutdown(self, timeout_millis: int | None = None) -> None:
+        """Export what is queued (within the time limit), then shut the exporter down."""
+        if self._shutdown:
+            return
+        timeout = self._export_timeout if timeout_millis is None else timeout_millis / 1000.0
+        self._shutdown = True
+        self._wake.set()
+        self._worker.join(timeout)
+        if self._worker.is_alive():
+            logger.warning(
+                "tracekit: spans still exporting after %.1f s at shutdown; giving up on them", timeout
+            )
+        self.dropped.flush()
+        self.failed.flush()
+        try:
+            self.exporter.shutdown()
+        except Exception:
+            logger.warning("tracekit: %s failed to shut down", type(self.exporter).__name__, exc_info=True)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self._schedule_delay)
+            self._wake.clear()
+            with self._lock:
+                waiters, self._flush_waiters = self._flush_waiters, []
+            self._export_queued()
+            for waiter in waiters:
+                waiter.set()
+            if self._shutdown:
+                return
+
+    def _export_queued(self) -> None:
+        token = otel_context.attach(otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
+        try:
+            while self._queue:
+                count = min(len(self._queue), self._max_export_batch_size)
+                batch = [self._queue.popleft() for _ in range(count)]
+                self._export(batch)
+        finally:
+            otel_context.detach(token)
+
+    def _export(self, batch: list[ReadableSpan]) -> None:
+        try:
+            result = self.exporter.export(batch)
+        except Exception:
+            logger.warning("tracekit: %s raised while exporting", type(self.exporter).__name__, exc_info=True)
+            result = SpanExportResult.FAILURE
+        if result is not SpanExportResult.SUCCESS:
+            self.failed.add(len(batch))

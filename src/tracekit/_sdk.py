@@ -1,0 +1,109 @@
+"""Builds the OpenTelemetry SDK objects from :class:`~tracekit._settings.Settings`.
+
+The only module that assembles ``opentelemetry.sdk``: resource, sampler, span limits,
+processors and exporters. Every value is passed explicitly, so the SDK never reads an
+environment variable tracekit has already parsed (and reported on) itself.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.sdk.version import __version__ as sdk_version
+
+from tracekit._processor import BatchSpanProcessor
+from tracekit._sampling import make_sampler
+from tracekit._settings import Settings
+from tracekit._version import __version__
+from tracekit.exporters._otlp import make_otlp_exporter, traces_endpoint
+from tracekit.exporters.console import ConsoleSpanExporter
+
+__all__ = ["build_provider", "make_exporters", "make_resource"]
+
+
+def make_resource(settings: Settings) -> Resource:
+    """The resource every span carries: who emitted it, from which process, with which SDK."""
+    attributes: dict[str, Any] = {
+        "telemetry.sdk.language": "python",
+        "telemetry.sdk.name": "opentelemetry",
+        "telemetry.sdk.version": sdk_version,
+        "telemetry.distro.name": "tracekit",
+        "telemetry.distro.version": __version__,
+        "service.instance.id": str(uuid.uuid4()),
+        "process.pid": os.getpid(),
+        "host.name": socket.gethostname(),
+    }
+    attributes.update(settings.resource_attributes)
+    if settings.service_name:
+        attributes["service.name"] = settings.service_name
+    elif not attributes.get("service.name"):
+        executable = os.path.basename(sys.executable) or "python"
+        attributes["service.name"] = f"unknown_service:{executable}"
+    if settings.service_version:
+        attributes["service.version"] = settings.service_version
+    if settings.environment:
+        attributes["deployment.environment.name"] = settings.environment
+    return Resource(attributes)
+
+
+def make_span_limits(settings: Settings) -> SpanLimits:
+    """Span limits with the span-specific values winning over the general ones."""
+
+    def pick(specific: int | None, general: int | None) -> int | None:
+        value = general if specific is None else specific
+        return SpanLimits.UNSET if value is None else value
+
+    return SpanLimits(
+        max_attributes=pick(settings.span_attribute_count_limit, settings.attribute_count_limit),
+        max_events=settings.span_event_count_limit,
+        max_links=settings.span_link_count_limit,
+        max_span_attributes=pick(settings.span_attribute_count_limit, settings.attribute_count_limit),
+        max_event_attributes=pick(settings.event_attribute_count_limit, settings.attribute_count_limit),
+        max_link_attributes=pick(settings.link_attribute_count_limit, settings.attribute_count_limit),
+        max_attribute_length=pick(None, settings.attribute_value_length_limit),
+        max_span_attribute_length=pick(
+            settings.span_attribute_value_length_limit, settings.attribute_value_length_limit
+        ),
+    )
+
+
+def make_exporters(settings: Settings, sources: Mapping[str, str]) -> list[SpanExporter]:
+    """The exporters named (or given) in ``settings.exporters``, in order."""
+    exporters: list[SpanExporter] = []
+    for item in settings.exporters:
+        if isinstance(item, SpanExporter):
+            exporters.append(item)
+        elif item == "otlp":
+            exporters.append(make_otlp_exporter(settings, traces_endpoint(settings, dict(sources))))
+        elif item == "console":
+            exporters.append(ConsoleSpanExporter())
+    return exporters
+
+
+def build_provider(settings: Settings, sources: Mapping[str, str]) -> TracerProvider:
+    """A tracer provider with one batch processor per configured exporter."""
+    provider = TracerProvider(
+        sampler=make_sampler(settings.sampler, settings.sample_ratio),
+        resource=make_resource(settings),
+        shutdown_on_exit=False,
+        span_limits=make_span_limits(settings),
+    )
+    for exporter in make_exporters(settings, sources):
+        provider.add_span_processor(
+            BatchSpanProcessor(
+                exporter,
+                max_queue_size=settings.bsp_max_queue_size,
+                max_export_batch_size=settings.bsp_max_export_batch_size,
+                schedule_delay=settings.bsp_schedule_delay,
+                export_timeout=settings.bsp_export_timeout,
+            )
+        )
+    return provider

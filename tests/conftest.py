@@ -1,0 +1,49 @@
+"""Shared fixtures: a clean tracekit per test, and access to the machine's services."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+
+import pytest
+
+import tracekit
+from tracekit._logging import forget_warnings
+from tracekit.testing import SpanRecorder, capture_spans
+
+REQUIRE_SERVICES = os.environ.get("TRACEKIT_TEST_REQUIRE_SERVICES") == "1"
+
+#: Environment variables tracekit reads; cleared for every test so the developer's own
+#: environment never changes a result.
+_OTEL_PREFIXES = ("OTEL_", "TRACEKIT_")
+
+
+@pytest.fixture(autouse=True)
+def _clean_tracekit(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    for name in list(os.environ):
+        if name.startswith(_OTEL_PREFIXES) and not name.startswith("TRACEKIT_TEST_"):
+            monkeypatch.delenv(name)
+    forget_warnings()
+    yield
+    tracekit.shutdown(timeout=5)
+    forget_warnings()
+
+
+@pytest.fixture
+def spans() -> Iterator[SpanRecorder]:
+    """tracekit configured with an in-memory exporter; read ``spans.spans`` to inspect."""
+    with capture_spans(service_name="tests") as recorder:
+        yield recorder
+
+
+def require_service(name: str, host: str, port: int, how_to_start: str) -> None:
+    """Skip (or, under TRACEKIT_TEST_REQUIRE_SERVICES=1, fail) when ``host:port`` is closed."""
+    try:
+        with socket.create_connection((host, port), timeout=2):
+            return
+    except OSError as exc:
+        message = f"{name} is not reachable at {host}:{port} ({exc}); start it with: {how_to_start}"
+    if REQUIRE_SERVICES:
+        pytest.fail(message)
+    pytest.skip(message)
