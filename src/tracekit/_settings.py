@@ -330,7 +330,7 @@ class Declaration:
     def describe_default(self) -> str:
         if self.default_doc is not None:
             return self.default_doc
-        if isinstance(self.default, tuple):
+        if isinstance(self.default, (tuple, Mapping)):
             return ",".join(self.default) if self.default else "(empty)"
         if isinstance(self.default, bool):
             return str(self.default).lower()
@@ -631,5 +631,19 @@ def render_markdown_table() -> str:
     return "\n".join(lines) + "\n"
 
 
-if __name__ == "__main__":
-    print(render_markdown_table(), end="")
+TABLE_START = "<!-- settings table: generated from src/tracekit/_settings.py -->"
+TABLE_END = "<!-- end of settings table -->"
+
+
+def update_docs(path: str) -> bool:
+    """Rewrite the table between the markers in ``path``; ``True`` if the file changed."""
+    with open(path, encoding="utf-8") as file:
+        text = file.read()
+    head, _, rest = text.partition(TABLE_START)
+    _, _, tail = rest.partition(TABLE_END)
+    updated = f"{head}{TABLE_START}\n{render_markdown_table()}{TABLE_END}{tail}"
+    if updated != text:
+        with open(path, "w", encoding="utf-8") as file:
+            file.write(updated)
+    return updated != text
+
