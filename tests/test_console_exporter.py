@@ -36,9 +36,11 @@ def test_a_trace_prints_when_its_root_ends_in_start_order_indented_by_depth() ->
     out = io.StringIO()
     tracer, _ = _tracer(out)
     with tracer.start_as_current_span("POST /checkout/{cart_id}", kind=SpanKind.SERVER):
-        with tracer.start_as_current_span("reserve_inventory"):
-            with tracer.start_as_current_span("SELECT inventory", kind=SpanKind.CLIENT):
-                pass
+        with (
+            tracer.start_as_current_span("reserve_inventory"),
+            tracer.start_as_current_span("SELECT inventory", kind=SpanKind.CLIENT),
+        ):
+            pass
         assert out.getvalue() == ""
         with tracer.start_as_current_span("authorize_payment") as payment:
             payment.set_status(StatusCode.ERROR, "bank answered 502")
@@ -69,7 +71,9 @@ def test_a_span_under_a_remote_parent_is_a_local_root() -> None:
     tracer, _ = _tracer(out)
     remote = SpanContext(0x4BF92F3577B34DA6A3CE929D0E0E4736, 0x00F067AA0BA902B7, True, TraceFlags(1))
     with (
-        tracer.start_as_current_span("GET /orders", context=trace.set_span_in_context(NonRecordingSpan(remote))),
+        tracer.start_as_current_span(
+            "GET /orders", context=trace.set_span_in_context(NonRecordingSpan(remote))
+        ),
         tracer.start_as_current_span("load"),
     ):
         pass

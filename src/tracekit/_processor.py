@@ -26,7 +26,9 @@ from tracekit._logging import RateLimitedCounter, logger
 
 __all__ = ["BatchSpanProcessor"]
 
-_SUPPRESS_INSTRUMENTATION_KEY = getattr(otel_context, "_SUPPRESS_INSTRUMENTATION_KEY", "suppress_instrumentation")
+_SUPPRESS_INSTRUMENTATION_KEY = getattr(
+    otel_context, "_SUPPRESS_INSTRUMENTATION_KEY", "suppress_instrumentation"
+)
 
 
 class BatchSpanProcessor(SpanProcessor):

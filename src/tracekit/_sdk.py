@@ -11,7 +11,8 @@ import os
 import socket
 import sys
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
@@ -21,12 +22,30 @@ from opentelemetry.sdk.version import __version__ as sdk_version
 
 from tracekit._processor import BatchSpanProcessor
 from tracekit._sampling import make_sampler
-from tracekit._settings import Settings
+from tracekit._settings import Settings, declarations
 from tracekit._version import __version__
 from tracekit.exporters._otlp import make_otlp_exporter, traces_endpoint
 from tracekit.exporters.console import ConsoleSpanExporter
 
 __all__ = ["build_provider", "make_exporters", "make_resource"]
+
+
+@contextmanager
+def _parsed_variables_hidden() -> Iterator[None]:
+    """Hide every variable tracekit declares while an SDK object is being built.
+
+    SDK constructors fall back to reading ``OTEL_*`` variables themselves for arguments left
+    unset or empty: ``TracerProvider`` reads ``OTEL_SDK_DISABLED`` (so ``disabled=False``
+    would not win over the environment), the OTLP exporters read headers, certificates and
+    timeouts (so a value tracekit rejected would be used anyway, and the gRPC exporter
+    raises on a bad timeout). tracekit has parsed those variables and passes explicit values.
+    """
+    names = {var for decl in declarations() for var in decl.env}
+    saved = {name: os.environ.pop(name) for name in sorted(names) if name in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
 
 
 def make_resource(settings: Settings) -> Resource:
@@ -82,7 +101,8 @@ def make_exporters(settings: Settings, sources: Mapping[str, str]) -> list[SpanE
         if isinstance(item, SpanExporter):
             exporters.append(item)
         elif item == "otlp":
-            exporters.append(make_otlp_exporter(settings, traces_endpoint(settings, dict(sources))))
+            with _parsed_variables_hidden():
+                exporters.append(make_otlp_exporter(settings, traces_endpoint(settings, dict(sources))))
         elif item == "console":
             exporters.append(ConsoleSpanExporter())
     return exporters
@@ -90,12 +110,13 @@ def make_exporters(settings: Settings, sources: Mapping[str, str]) -> list[SpanE
 
 def build_provider(settings: Settings, sources: Mapping[str, str]) -> TracerProvider:
     """A tracer provider with one batch processor per configured exporter."""
-    provider = TracerProvider(
-        sampler=make_sampler(settings.sampler, settings.sample_ratio),
-        resource=make_resource(settings),
-        shutdown_on_exit=False,
-        span_limits=make_span_limits(settings),
-    )
+    with _parsed_variables_hidden():
+        provider = TracerProvider(
+            sampler=make_sampler(settings.sampler, settings.sample_ratio),
+            resource=make_resource(settings),
+            shutdown_on_exit=False,
+            span_limits=make_span_limits(settings),
+        )
     for exporter in make_exporters(settings, sources):
         provider.add_span_processor(
             BatchSpanProcessor(

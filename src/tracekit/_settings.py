@@ -288,13 +288,15 @@ class Exporters(ChoiceList):
     def __init__(self) -> None:
         super().__init__(EXPORTERS)
 
-    def coerce(self, value: object) -> tuple[Any, ...]:  # type: ignore[override]
+    def coerce(self, value: object) -> tuple[Any, ...]:
         from opentelemetry.sdk.trace.export import SpanExporter
 
         if isinstance(value, (str, SpanExporter)):
             value = [value]
         if not isinstance(value, Sequence):
-            raise ValueError("expected a list of exporter names (otlp, console, none) or SpanExporter objects")
+            raise ValueError(
+                "expected a list of exporter names (otlp, console, none) or SpanExporter objects"
+            )
         instances = [item for item in value if isinstance(item, SpanExporter)]
         names = [item for item in value if not isinstance(item, SpanExporter)]
         return (*super().coerce(names), *instances)
@@ -350,7 +352,7 @@ def _setting(
     if isinstance(default, (dict, list)):
         factory: Callable[[], Any] = type(default)
         return field(default_factory=factory, metadata=meta)  # type: ignore[no-any-return]
-    return field(default=default, metadata=meta)  # type: ignore[no-any-return]
+    return field(default=default, metadata=meta)
 
 
 def _otlp(name: str) -> tuple[str, str]:
@@ -435,7 +437,10 @@ class Settings:
     )
     compression: str = _setting("none", _otlp("COMPRESSION"), Choice(COMPRESSIONS), "Export compression.")
     certificate: str | None = _setting(
-        None, _otlp("CERTIFICATE"), ExistingFile(), "CA bundle (PEM) that verifies the collector's certificate."
+        None,
+        _otlp("CERTIFICATE"),
+        ExistingFile(),
+        "CA bundle (PEM) that verifies the collector's certificate.",
     )
     client_key: str | None = _setting(
         None, _otlp("CLIENT_KEY"), ExistingFile(), "Client private key (PEM) for mutual TLS."
@@ -450,7 +455,11 @@ class Settings:
         "grpc only, for an endpoint given without a scheme: connect without TLS.",
     )
     bsp_schedule_delay: float = _setting(
-        5.0, "OTEL_BSP_SCHEDULE_DELAY", Milliseconds(), "Delay between two batch exports.", default_doc="5000 ms"
+        5.0,
+        "OTEL_BSP_SCHEDULE_DELAY",
+        Milliseconds(),
+        "Delay between two batch exports.",
+        default_doc="5000 ms",
     )
     bsp_export_timeout: float = _setting(
         30.0,
@@ -460,7 +469,10 @@ class Settings:
         default_doc="30000 ms",
     )
     bsp_max_queue_size: int = _setting(
-        2048, "OTEL_BSP_MAX_QUEUE_SIZE", Integer(1), "Ended spans waiting for export; beyond it they are dropped."
+        2048,
+        "OTEL_BSP_MAX_QUEUE_SIZE",
+        Integer(1),
+        "Ended spans waiting for export; beyond it they are dropped.",
     )
     bsp_max_export_batch_size: int = _setting(
         512, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", Integer(1), "Largest number of spans in one export request."
@@ -492,7 +504,9 @@ class Settings:
     span_event_count_limit: int = _setting(
         128, "OTEL_SPAN_EVENT_COUNT_LIMIT", Integer(0), "Most events kept per span."
     )
-    span_link_count_limit: int = _setting(128, "OTEL_SPAN_LINK_COUNT_LIMIT", Integer(0), "Most links kept per span.")
+    span_link_count_limit: int = _setting(
+        128, "OTEL_SPAN_LINK_COUNT_LIMIT", Integer(0), "Most links kept per span."
+    )
     event_attribute_count_limit: int | None = _setting(
         None,
         "OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT",
@@ -596,7 +610,11 @@ def _from_keyword(decl: Declaration, value: object) -> Any:
 
 
 def _from_environment(decl: Declaration, envs: Sequence[str], environ: Mapping[str, str]) -> tuple[Any, str]:
-    """Read the first usable variable of ``envs``; warn about each bad one."""
+    """Read the first usable variable of ``envs``; warn once about each bad one.
+
+    A list or key=value value with some bad items keeps the good ones; when nothing good is
+    left the variable counts as not set (the next variable, or the default, is used).
+    """
     for position, var in enumerate(envs):
         raw = environ.get(var, "")
         if not raw.strip():
@@ -604,15 +622,26 @@ def _from_environment(decl: Declaration, envs: Sequence[str], environ: Mapping[s
         try:
             return decl.kind.parse(raw), var
         except PartialValue as exc:
-            for problem in exc.problems:
-                logger.warning("tracekit: %s=%r: %s", var, raw, problem)
-            return exc.value, var
+            problem = "; ".join(exc.problems)
+            if exc.value:
+                logger.warning("tracekit: %s=%r: %s; using %s", var, raw, problem, _describe_kept(exc.value))
+                return exc.value, var
         except ValueError as exc:
-            value, source = _from_environment(decl, envs[position + 1 :], environ)
-            fallback = f"{source}" if source != "default" else f"the default ({decl.describe_default()})"
-            logger.warning("tracekit: %s=%r is not valid (%s); using %s instead", var, raw, exc, fallback)
-            return value, source
+            problem = str(exc)
+        value, source = _from_environment(decl, envs[position + 1 :], environ)
+        fallback = f"{source}" if source != "default" else f"the default ({decl.describe_default()})"
+        logger.warning("tracekit: %s=%r is not valid (%s); using %s instead", var, raw, problem, fallback)
+        return value, source
     return decl.default, "default"
+
+
+def _describe_kept(value: object) -> str:
+    """What is left of a partly valid value, for a warning (header values are not repeated)."""
+    if isinstance(value, Mapping):
+        return "the other pairs (keys: " + ", ".join(value) + ")"
+    if isinstance(value, tuple):
+        return ",".join(value)
+    return repr(value)
 
 
 # --------------------------------------------------------------------------- documentation
@@ -646,4 +675,3 @@ def update_docs(path: str) -> bool:
         with open(path, "w", encoding="utf-8") as file:
             file.write(updated)
     return updated != text
-

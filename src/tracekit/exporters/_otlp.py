@@ -73,7 +73,9 @@ def _grpc_exporter(settings: Settings, endpoint: str) -> SpanExporter:
         credentials=credentials,
         headers=dict(settings.headers),
         timeout=settings.timeout,
-        compression=grpc.Compression.Gzip if settings.compression == "gzip" else grpc.Compression.NoCompression,
+        compression=grpc.Compression.Gzip
+        if settings.compression == "gzip"
+        else grpc.Compression.NoCompression,
     )
 
 

@@ -50,7 +50,9 @@ def format_span(span: ReadableSpan, depth: int = 0) -> str:
     keys = [k for k in _KEY_ATTRIBUTES if k in attributes]
     keys += [k for k in attributes if k not in keys]
     shown = " ".join(f"{k}={_short(attributes[k])}" for k in keys[:_MAX_ATTRIBUTES])
-    ids = f"trace={format_trace_id(span.context.trace_id)[:8]} span={format_span_id(span.context.span_id)[:8]}"
+    ids = (
+        f"trace={format_trace_id(span.context.trace_id)[:8]} span={format_span_id(span.context.span_id)[:8]}"
+    )
     kind = span.kind.name.removeprefix("SpanKind.")
     return f"{'  ' * depth}{span.name} [{kind}] {duration} {status} {ids} {shown}".rstrip()
 
