@@ -16,8 +16,9 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tracekit._configure import Tracing, configure
+from tracekit._receiver import OTLPReceiver
 
-__all__ = ["SpanRecorder", "capture_spans"]
+__all__ = ["OTLPReceiver", "SpanRecorder", "capture_spans"]
 
 
 class SpanRecorder:

@@ -71,7 +71,9 @@ def _grpc_exporter(settings: Settings, endpoint: str) -> SpanExporter:
         endpoint=endpoint,
         insecure=insecure,
         credentials=credentials,
-        headers=dict(settings.headers),
+        # gRPC refuses metadata keys with capitals ("Illegal header key"); HTTP header names
+        # are case-insensitive, so lowercasing them changes nothing a collector sees.
+        headers={key.lower(): value for key, value in settings.headers.items()},
         timeout=settings.timeout,
         compression=grpc.Compression.Gzip
         if settings.compression == "gzip"
