@@ -6,10 +6,13 @@ part of start-up and is left alone unless ``grpc`` is asked for.
 
 from __future__ import annotations
 
+import ssl
+from typing import Any
 from urllib.parse import urlsplit
 
 from opentelemetry.sdk.trace.export import SpanExporter
 
+from tracekit._logging import warn_once
 from tracekit._settings import Settings
 
 __all__ = ["make_otlp_exporter", "traces_endpoint"]
@@ -51,7 +54,78 @@ def make_otlp_exporter(settings: Settings, endpoint: str) -> SpanExporter:
         headers=dict(settings.headers),
         timeout=settings.timeout,
         compression=Compression.Gzip if settings.compression == "gzip" else Compression.NoCompression,
+        session=_http_session(settings.certificate),
     )
+
+
+def _http_session(certificate: str | None) -> Any:
+    """The requests session of the HTTP exporter, with two fixes.
+
+    * The configured CA bundle is kept: requests merges ``REQUESTS_CA_BUNDLE`` /
+      ``CURL_CA_BUNDLE`` into every request as if given per call, which wins over the
+      session's ``verify``, so on machines that set them ``OTEL_EXPORTER_OTLP_CERTIFICATE``
+      would be silently ignored.
+    * A failed TLS handshake is reported on the ``tracekit`` logger, once, naming the
+      endpoint, the reason and the CA bundle: the exporter's own final log line says only
+      "timeout, max retries or shutdown".
+    """
+    import requests
+
+    class Session(requests.Session):
+        def merge_environment_settings(
+            self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any
+        ) -> dict[str, Any]:
+            merged = super().merge_environment_settings(url, proxies, stream, verify, cert)
+            if verify is None and certificate is not None:
+                merged["verify"] = self.verify
+            return merged
+
+        def send(self, request: Any, **kwargs: Any) -> Any:
+            try:
+                return super().send(request, **kwargs)
+            except requests.exceptions.SSLError as exc:
+                _report_tls_failure(str(request.url), exc, certificate)
+                raise
+
+    return Session()
+
+
+def _report_tls_failure(url: str, exc: BaseException, certificate: str | None) -> None:
+    cause = _ssl_cause(exc)
+    if isinstance(cause, ssl.SSLCertVerificationError):
+        reason = f"the collector's certificate was rejected ({cause.verify_message})"
+        if certificate is None:
+            hint = "it was checked against the system CA bundle; set OTEL_EXPORTER_OTLP_CERTIFICATE"
+        else:
+            hint = f"it was checked against {certificate} (OTEL_EXPORTER_OTLP_CERTIFICATE)"
+    else:
+        reason = str(cause or exc)
+        hint = (
+            "if the collector requires a client certificate, set OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE "
+            "and OTEL_EXPORTER_OTLP_CLIENT_KEY"
+        )
+    warn_once(
+        f"otlp-tls {url}",
+        "tracekit: TLS handshake with the collector at %s failed: %s; %s",
+        url,
+        reason,
+        hint,
+    )
+
+
+def _ssl_cause(exc: BaseException) -> ssl.SSLError | None:
+    """The ssl error under the layers of requests and urllib3 exceptions, if any."""
+    seen: set[int] = set()
+    pending: list[object] = [exc]
+    while pending:
+        item = pending.pop(0)
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, ssl.SSLError):
+            return item
+        pending.extend((item.__cause__, item.__context__, getattr(item, "reason", None), *item.args))
+    return None
 
 
 def _grpc_exporter(settings: Settings, endpoint: str) -> SpanExporter:
