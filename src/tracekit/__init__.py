@@ -9,6 +9,7 @@ private and may change without notice.
 
 from tracekit._configure import Tracing, configure, shutdown
 from tracekit._errors import ConfigError
+from tracekit._registry import instrument, uninstrument
 from tracekit._version import __version__
 
-__all__ = ["ConfigError", "Tracing", "__version__", "configure", "shutdown"]
+__all__ = ["ConfigError", "Tracing", "__version__", "configure", "instrument", "shutdown", "uninstrument"]

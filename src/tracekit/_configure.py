@@ -13,7 +13,7 @@ from opentelemetry import trace
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.sdk.trace import TracerProvider
 
-from tracekit import _state
+from tracekit import _registry, _state
 from tracekit._logging import logger
 from tracekit._propagation import install_global
 from tracekit._settings import Settings, load
@@ -89,6 +89,7 @@ class Tracing:
                 if self._previous_propagator is not None:
                     install_global(self._previous_propagator)
             if _state.current is self:
+                _registry.uninstrument()
                 _state.current = None
                 _state.tracer = trace.NoOpTracer()
 
@@ -115,6 +116,11 @@ def configure(**overrides: Any) -> Tracing:
             return _state.current
         loaded = load(overrides)
         settings = loaded.settings
+        integrations = _registry.plan(
+            settings.instrument,
+            settings.disabled_instrumentations,
+            disabled_from_keyword=loaded.sources.get("disabled_instrumentations") == "keyword",
+        )
         logger.setLevel(_LOG_LEVELS[settings.log_level])
         if settings.disabled:
             logger.info("tracekit: tracing is disabled (OTEL_SDK_DISABLED); nothing installed")
@@ -131,6 +137,8 @@ def configure(**overrides: Any) -> Tracing:
         tracing = Tracing(settings, loaded.sources, provider, previous_propagator)
         _state.current = tracing
         _state.tracer = provider.get_tracer("tracekit", __version__)
+        for integration in integrations:
+            _registry.enable(integration)
         logger.debug("tracekit: configured %r from %s", tracing, loaded.sources)
         return tracing
 

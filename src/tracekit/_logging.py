@@ -15,13 +15,13 @@ _warned: set[str] = set()
 _warned_lock = threading.Lock()
 
 
-def warn_once(key: str, message: str, *args: Any) -> None:
+def warn_once(key: str, message: str, *args: Any, exc_info: BaseException | None = None) -> None:
     """Log ``message`` at WARNING the first time ``key`` is seen in this process."""
     with _warned_lock:
         if key in _warned:
             return
         _warned.add(key)
-    logger.warning(message, *args)
+    logger.warning(message, *args, exc_info=exc_info)
 
 
 def forget_warnings() -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
@@ -302,6 +303,32 @@ class Exporters(ChoiceList):
         return (*super().coerce(names), *instances)
 
 
+@dataclass(frozen=True)
+class Patterns(ChoiceList):
+    """A comma-separated list of regular expressions; bad ones are skipped with a warning."""
+
+    what: str = "regular expressions"
+
+    @property
+    def accepts(self) -> str:  # type: ignore[override]
+        return f"a comma-separated list of {self.what}"
+
+    def _check(self, items: list[str]) -> tuple[str, ...]:
+        kept: list[str] = []
+        problems: list[str] = []
+        for item in items:
+            try:
+                re.compile(item)
+            except re.error as exc:
+                problems.append(f"bad regular expression {item!r} skipped ({exc})")
+                continue
+            if item not in kept:
+                kept.append(item)
+        if problems:
+            raise PartialValue(tuple(kept), problems)
+        return tuple(kept)
+
+
 class Instrument(Kind[Any]):
     accepts = "True, False or a list of integration names"
 
@@ -544,6 +571,48 @@ class Settings:
         "OTEL_SEMCONV_STABILITY_OPT_IN",
         ChoiceList(SEMCONV_OPT_INS),
         "http/dup, database/dup, messaging/dup also emit the older attribute names.",
+    )
+    excluded_urls: tuple[str, ...] = _setting(
+        (),
+        "OTEL_PYTHON_EXCLUDED_URLS",
+        Patterns(),
+        "URLs not traced (regular expressions searched in the URL); context is still propagated.",
+    )
+    httpx_excluded_urls: tuple[str, ...] = _setting(
+        (), "OTEL_PYTHON_HTTPX_EXCLUDED_URLS", Patterns(), "Replaces excluded_urls for httpx requests."
+    )
+    requests_excluded_urls: tuple[str, ...] = _setting(
+        (), "OTEL_PYTHON_REQUESTS_EXCLUDED_URLS", Patterns(), "Replaces excluded_urls for requests requests."
+    )
+    urllib3_excluded_urls: tuple[str, ...] = _setting(
+        (), "OTEL_PYTHON_URLLIB3_EXCLUDED_URLS", Patterns(), "Replaces excluded_urls for urllib3 requests."
+    )
+    urllib_excluded_urls: tuple[str, ...] = _setting(
+        (), "OTEL_PYTHON_URLLIB_EXCLUDED_URLS", Patterns(), "Replaces excluded_urls for urllib.request."
+    )
+    aiohttp_client_excluded_urls: tuple[str, ...] = _setting(
+        (),
+        "OTEL_PYTHON_AIOHTTP_CLIENT_EXCLUDED_URLS",
+        Patterns(),
+        "Replaces excluded_urls for aiohttp client requests.",
+    )
+    http_capture_headers_client_request: tuple[str, ...] = _setting(
+        (),
+        "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST",
+        ChoiceList(),
+        "Request headers recorded on HTTP client spans as http.request.header.<name> (case-insensitive).",
+    )
+    http_capture_headers_client_response: tuple[str, ...] = _setting(
+        (),
+        "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_RESPONSE",
+        ChoiceList(),
+        "Response headers recorded on HTTP client spans as http.response.header.<name> (case-insensitive).",
+    )
+    http_capture_headers_sanitize_fields: tuple[str, ...] = _setting(
+        ("authorization", "cookie", "set-cookie", "proxy-authorization", "x-api-key"),
+        "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS",
+        Patterns(what="header names or regular expressions"),
+        "Captured headers whose names match (in full, case-insensitively) are recorded as [REDACTED].",
     )
 
 

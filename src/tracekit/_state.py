@@ -13,7 +13,7 @@ from opentelemetry import trace
 if TYPE_CHECKING:
     from tracekit._configure import Tracing
 
-__all__ = ["current", "tracer"]
+__all__ = ["current", "integration_status", "tracer", "wanted_integrations"]
 
 #: The handle returned by the first successful ``configure()``; ``None`` before and after shutdown.
 current: Tracing | None = None
@@ -21,3 +21,11 @@ current: Tracing | None = None
 #: tracekit's own tracer. Until ``configure()`` runs it is the API's no-op tracer, so manual
 #: spans made at import time cost next to nothing and never fail.
 tracer: trace.Tracer = trace.NoOpTracer()
+
+#: Names of the integrations asked for with ``instrument()`` and not since uninstrumented;
+#: a post-import hook patches a library only while its integration's name is in here.
+wanted_integrations: set[str] = set()
+
+#: What happened to each integration, for ``tracekit integrations``: name -> (state, detail).
+#: States: ``waiting`` (for its library's import), ``patched``, ``skipped``, ``uninstrumented``.
+integration_status: dict[str, tuple[str, str]] = {}

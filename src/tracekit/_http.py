@@ -1,0 +1,440 @@
+"""What every HTTP client integration shares: one span per request sent on the wire.
+
+An integration describes its library with a few small functions (what the request is,
+how to add headers to it, what the response says) and gets an :class:`HttpClient`.
+Its sync and async wrappers are then the same four lines around ``wrapped(...)``
+(:func:`sync_send`, :func:`async_send`); everything else is written once here:
+
+* no span while OpenTelemetry's suppression keys are set, nor under an outer HTTP
+  client span (requests over urllib3 is one span);
+* span name ``{http.request.method}`` (``HTTP`` for unknown methods), kind CLIENT, the
+  stable attributes (and the old ones under ``http/dup``), ``url.full`` redacted;
+* the configured propagators' headers added to the request (also for excluded URLs);
+* ERROR for status >= 400 (``error.type`` the code) and for exceptions (``error.type``
+  the qualified class name, an ``exception`` event), the exception re-raised unchanged;
+* ``http.request.resend_count`` for redirects and retries inside one library call,
+  counted within a :func:`sync_resend_scope` / :func:`async_resend_scope`.
+
+The span ends when the library hands the response back, that is once the status line
+and headers are in; reading a streamed body is not part of the span.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import traceback
+from collections.abc import Callable, Iterable
+from contextvars import ContextVar, Token
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from tracekit import _state
+from tracekit._redaction import header_sanitizer, redact_url
+from tracekit._safety import report
+from tracekit._semconv import (
+    ERROR_TYPE,
+    EXCEPTION_MESSAGE,
+    EXCEPTION_STACKTRACE,
+    EXCEPTION_TYPE,
+    HTTP_REQUEST_HEADER,
+    HTTP_REQUEST_METHOD,
+    HTTP_REQUEST_METHOD_ORIGINAL,
+    HTTP_REQUEST_RESEND_COUNT,
+    HTTP_RESPONSE_HEADER,
+    HTTP_RESPONSE_STATUS_CODE,
+    KNOWN_HTTP_METHODS,
+    NETWORK_PROTOCOL_VERSION,
+    OLD_HTTP_FLAVOR,
+    OLD_HTTP_METHOD,
+    OLD_HTTP_STATUS_CODE,
+    OLD_HTTP_URL,
+    OLD_NET_PEER_NAME,
+    OLD_NET_PEER_PORT,
+    SERVER_ADDRESS,
+    SERVER_PORT,
+    URL_FULL,
+    qualified_name,
+)
+from tracekit._suppression import HTTP_CLIENT, http_suppressed
+
+__all__ = [
+    "Call",
+    "HttpClient",
+    "RequestInfo",
+    "async_resend_scope",
+    "async_send",
+    "default_port",
+    "protocol_version",
+    "split_origin",
+    "sync_resend_scope",
+    "sync_send",
+]
+
+#: ``(method, url, server.address, server.port)`` of the request about to be sent.
+RequestInfo = tuple[str, str, str, int | None]
+#: ``(status code, network.protocol.version or None)`` of a response.
+ResponseInfo = tuple[int, str | None]
+
+Args = tuple[Any, ...]
+Kwargs = dict[str, Any]
+Describe = Callable[[Any, Args, Kwargs], RequestInfo]
+Inject = Callable[[Any, Args, Kwargs, dict[str, str]], tuple[Args, Kwargs]]
+RequestHeaders = Callable[[Any, Args, Kwargs], Iterable[tuple[str, str]]]
+ResponseHeaders = Callable[[Any], Iterable[tuple[str, str]]]
+
+_DEFAULT_PORTS = {"http": 80, "https": 443, "ws": 80, "wss": 443}
+_VERSIONS = {
+    "HTTP/1.0": "1.0",
+    "HTTP/1.1": "1.1",
+    "HTTP/2": "2",
+    "HTTP/2.0": "2",
+    "HTTP/3": "3",
+    "HTTP/3.0": "3",
+    10: "1.0",
+    11: "1.1",
+    20: "2",
+    9: "0.9",
+    (1, 0): "1.0",
+    (1, 1): "1.1",
+    (2, 0): "2",
+    (3, 0): "3",
+}
+
+
+def default_port(scheme: str) -> int | None:
+    """80 for http, 443 for https."""
+    return _DEFAULT_PORTS.get(scheme.lower())
+
+
+def split_origin(url: str) -> tuple[str, str, int | None]:
+    """``(scheme, host, port)`` of an absolute URL; the port defaults from the scheme.
+
+    Plain string work, cheaper than :func:`urllib.parse.urlsplit` on the request path.
+    IPv6 hosts come back without brackets.
+    """
+    scheme, separator, rest = url.partition("://")
+    if not separator:
+        return "", "", None
+    end = len(rest)
+    for stop in "/?#":
+        position = rest.find(stop)
+        if 0 <= position < end:
+            end = position
+    authority = rest[:end]
+    authority = authority[authority.rfind("@") + 1 :]
+    if authority.startswith("["):
+        host, _, tail = authority[1:].partition("]")
+        port_text = tail[1:] if tail.startswith(":") else ""
+    else:
+        host, _, port_text = authority.partition(":")
+    port = int(port_text) if port_text.isdigit() else default_port(scheme)
+    return scheme, host, port
+
+
+def protocol_version(value: object) -> str | None:
+    """``network.protocol.version`` from ``"HTTP/1.1"``, ``b"HTTP/2"`` or ``11``."""
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace")
+    return _VERSIONS.get(value)
+
+
+def _method(method: str) -> tuple[str, str, str | None]:
+    """``(span name, http.request.method, http.request.method_original or None)``."""
+    upper = method.upper()
+    if upper in KNOWN_HTTP_METHODS:
+        return upper, upper, (None if upper == method else method)
+    return "HTTP", "_OTHER", method
+
+
+_METHODS = {method: _method(method) for known in KNOWN_HTTP_METHODS for method in (known, known.lower())}
+
+
+class _Config:
+    """What the settings say about HTTP client spans, resolved once per configuration."""
+
+    __slots__ = ("capture_request", "capture_response", "dup", "excluded", "inject", "sanitize")
+
+    def __init__(self, integration: str, settings: Any) -> None:
+        # Imported here, once configure() has loaded it safely (see tracekit._propagation).
+        from opentelemetry import propagate
+
+        self.inject = propagate.inject
+        patterns = getattr(settings, f"{integration}_excluded_urls", ()) or settings.excluded_urls
+        self.excluded = re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
+        self.capture_request = tuple(
+            dict.fromkeys(h.lower() for h in settings.http_capture_headers_client_request)
+        )
+        self.capture_response = tuple(
+            dict.fromkeys(h.lower() for h in settings.http_capture_headers_client_response)
+        )
+        self.sanitize = header_sanitizer(settings.http_capture_headers_sanitize_fields)
+        self.dup = "http/dup" in settings.semconv_opt_in
+
+
+def _captured(
+    prefix: str, wanted: tuple[str, ...], headers: Iterable[tuple[str, str]], sanitize: re.Pattern[str] | None
+) -> dict[str, list[str]]:
+    values: dict[str, list[str]] = {}
+    for name, value in headers:
+        lower = name.lower()
+        if lower in wanted:
+            values.setdefault(lower, []).append(str(value))
+    attributes: dict[str, list[str]] = {}
+    for name, found in values.items():
+        if sanitize is not None and sanitize.fullmatch(name):
+            found = ["[REDACTED]"] * len(found)
+        attributes[prefix + name] = found
+    return attributes
+
+
+_attempts: ContextVar[list[int] | None] = ContextVar("tracekit.http.attempts", default=None)
+
+
+class HttpClient:
+    """The HTTP client span logic, bound to one integration's description of its library."""
+
+    __slots__ = (
+        "_config",
+        "_config_for",
+        "describe",
+        "inject",
+        "integration",
+        "request_headers",
+        "response_headers",
+        "response_info",
+    )
+
+    def __init__(
+        self,
+        integration: str,
+        *,
+        describe: Describe,
+        inject: Inject,
+        response_info: Callable[[Any], ResponseInfo],
+        request_headers: RequestHeaders,
+        response_headers: ResponseHeaders,
+    ) -> None:
+        self.integration = integration
+        self.describe = describe
+        self.inject = inject
+        self.response_info = response_info
+        self.request_headers = request_headers
+        self.response_headers = response_headers
+        self._config: _Config | None = None
+        self._config_for: object = None
+
+    def _configuration(self, current: Any) -> _Config | None:
+        if self._config_for is not current:
+            self._config = _Config(self.integration, current.settings) if current.enabled else None
+            self._config_for = current
+        return self._config
+
+    def start(self, instance: Any, args: Args, kwargs: Kwargs) -> Call | None:
+        """Begin a request: ``None`` means "call the library unchanged", else use ``call.args``."""
+        current = _state.current
+        if current is None or HTTP_CLIENT.active() or http_suppressed():
+            return None
+        span = None
+        token = None
+        try:
+            config = self._configuration(current)
+            if config is None:
+                return None
+            method, url, host, port = self.describe(instance, args, kwargs)
+            counter = _attempts.get()
+            if counter is None:
+                resend = 0
+            else:
+                resend = counter[0]
+                counter[0] = resend + 1
+            carrier: dict[str, str] = {}
+            if config.excluded is not None and config.excluded.search(url):
+                config.inject(carrier)
+            else:
+                name, value, original = _METHODS.get(method) or _method(method)
+                full = redact_url(url)
+                attributes: dict[str, Any] = {
+                    HTTP_REQUEST_METHOD: value,
+                    SERVER_ADDRESS: host,
+                    URL_FULL: full,
+                }
+                if port is not None:
+                    attributes[SERVER_PORT] = port
+                if original is not None:
+                    attributes[HTTP_REQUEST_METHOD_ORIGINAL] = original
+                if resend:
+                    attributes[HTTP_REQUEST_RESEND_COUNT] = resend
+                if config.dup:
+                    attributes[OLD_HTTP_METHOD] = method
+                    attributes[OLD_HTTP_URL] = full
+                    attributes[OLD_NET_PEER_NAME] = host
+                    if port is not None:
+                        attributes[OLD_NET_PEER_PORT] = port
+                if config.capture_request:
+                    attributes.update(
+                        _captured(
+                            HTTP_REQUEST_HEADER,
+                            config.capture_request,
+                            self.request_headers(instance, args, kwargs),
+                            config.sanitize,
+                        )
+                    )
+                span = _state.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+                config.inject(carrier, context=trace.set_span_in_context(span))
+            if carrier:
+                args, kwargs = self.inject(instance, args, kwargs, carrier)
+            token = HTTP_CLIENT.enter()
+            return Call(self, config, span, token, args, kwargs)
+        except Exception as exc:
+            report(self.integration, exc)
+            if token is not None:
+                HTTP_CLIENT.exit(token)
+            if span is not None:
+                span.end()
+            return None
+
+
+class Call:
+    """One request on the wire, between :meth:`HttpClient.start` and :meth:`ok` / :meth:`error`."""
+
+    __slots__ = ("args", "client", "config", "kwargs", "span", "token")
+
+    def __init__(
+        self,
+        client: HttpClient,
+        config: _Config,
+        span: trace.Span | None,
+        token: Token[bool],
+        args: Args,
+        kwargs: Kwargs,
+    ) -> None:
+        self.client = client
+        self.config = config
+        self.span = span
+        self.token = token
+        self.args = args
+        self.kwargs = kwargs
+
+    def _leave(self) -> None:
+        with contextlib.suppress(ValueError):  # reset from another context: nothing to undo there
+            HTTP_CLIENT.exit(self.token)
+
+    def ok(self, response: Any) -> None:
+        """The library returned ``response``: record its status and end the span."""
+        self._leave()
+        span = self.span
+        if span is None:
+            return
+        try:
+            if span.is_recording():
+                status, version = self.client.response_info(response)
+                attributes: dict[str, Any] = {HTTP_RESPONSE_STATUS_CODE: status}
+                if version is not None:
+                    attributes[NETWORK_PROTOCOL_VERSION] = version
+                config = self.config
+                if config.dup:
+                    attributes[OLD_HTTP_STATUS_CODE] = status
+                    if version is not None:
+                        attributes[OLD_HTTP_FLAVOR] = version
+                if config.capture_response:
+                    attributes.update(
+                        _captured(
+                            HTTP_RESPONSE_HEADER,
+                            config.capture_response,
+                            self.client.response_headers(response),
+                            config.sanitize,
+                        )
+                    )
+                if status >= 400:
+                    attributes[ERROR_TYPE] = str(status)
+                    span.set_status(Status(StatusCode.ERROR))
+                span.set_attributes(attributes)
+        except Exception as exc:
+            report(self.client.integration, exc)
+        span.end()
+
+    def error(self, exc: BaseException) -> None:
+        """The library raised ``exc`` (which the caller re-raises): record it and end the span."""
+        self._leave()
+        span = self.span
+        if span is None:
+            return
+        try:
+            if span.is_recording():
+                error_type = qualified_name(type(exc))
+                span.set_attribute(ERROR_TYPE, error_type)
+                span.add_event(
+                    "exception",
+                    {
+                        EXCEPTION_TYPE: error_type,
+                        EXCEPTION_MESSAGE: str(exc),
+                        EXCEPTION_STACKTRACE: "".join(
+                            traceback.format_exception(type(exc), exc, exc.__traceback__)
+                        ),
+                    },
+                )
+                span.set_status(Status(StatusCode.ERROR, str(exc) or error_type))
+        except Exception as internal:
+            report(self.client.integration, internal)
+        span.end()
+
+
+def sync_send(client: HttpClient) -> Callable[[Any, Any, Args, Kwargs], Any]:
+    """A wrapt wrapper making one span around a synchronous wire request."""
+
+    def send(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+        call = client.start(instance, args, kwargs)
+        if call is None:
+            return wrapped(*args, **kwargs)
+        try:
+            response = wrapped(*call.args, **call.kwargs)
+        except BaseException as exc:
+            call.error(exc)
+            raise
+        call.ok(response)
+        return response
+
+    return send
+
+
+def async_send(client: HttpClient) -> Callable[[Any, Any, Args, Kwargs], Any]:
+    """:func:`sync_send` for a coroutine function."""
+
+    async def send(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+        call = client.start(instance, args, kwargs)
+        if call is None:
+            return await wrapped(*args, **kwargs)
+        try:
+            response = await wrapped(*call.args, **call.kwargs)
+        except BaseException as exc:
+            call.error(exc)
+            raise
+        call.ok(response)
+        return response
+
+    return send
+
+
+def sync_resend_scope(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+    """Around a library call that may send several requests: number them for resend_count."""
+    if _state.current is None or _attempts.get() is not None:
+        return wrapped(*args, **kwargs)
+    token = _attempts.set([0])
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        _attempts.reset(token)
+
+
+async def async_resend_scope(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+    """:func:`sync_resend_scope` for a coroutine function."""
+    if _state.current is None or _attempts.get() is not None:
+        return await wrapped(*args, **kwargs)
+    token = _attempts.set([0])
+    try:
+        return await wrapped(*args, **kwargs)
+    finally:
+        _attempts.reset(token)

@@ -1,0 +1,61 @@
+"""When not to make a span: OpenTelemetry's suppression keys and nested layers.
+
+* OpenTelemetry's suppress-instrumentation context key (set by span processors around
+  an export, so an exporter's own HTTP requests are not traced) and its HTTP-only
+  variant turn an integration into a plain pass-through.
+* A :class:`Layer` marks "a span of this kind is already being made for this call": a
+  library built on another (requests on urllib3, an ORM on a DB-API driver) produces one
+  span, made by the outermost integration, because the inner one sees its layer active.
+
+Layers live in a :class:`contextvars.ContextVar`, so they follow asyncio tasks, and are
+deliberately not carried into new threads.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar, Token
+
+from opentelemetry import context as otel_context
+
+__all__ = ["HTTP_CLIENT", "Layer", "http_suppressed", "instrumentation_suppressed"]
+
+_SUPPRESS: str = getattr(otel_context, "_SUPPRESS_INSTRUMENTATION_KEY", "suppress_instrumentation")
+_SUPPRESS_HTTP: str = getattr(
+    otel_context, "_SUPPRESS_HTTP_INSTRUMENTATION_KEY", "suppress_http_instrumentation"
+)
+_get_value = otel_context.get_value
+
+
+def instrumentation_suppressed() -> bool:
+    """Whether the current context asks instrumentation to stay silent."""
+    return bool(_get_value(_SUPPRESS))
+
+
+def http_suppressed() -> bool:
+    """Whether the current context asks HTTP instrumentation (or all of it) to stay silent."""
+    return bool(_get_value(_SUPPRESS) or _get_value(_SUPPRESS_HTTP))
+
+
+class Layer:
+    """A kind of span of which only the outermost is made within one call."""
+
+    __slots__ = ("_var", "name")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._var: ContextVar[bool] = ContextVar(f"tracekit.layer.{name}", default=False)
+
+    def active(self) -> bool:
+        """Whether an outer integration already handles this call."""
+        return self._var.get()
+
+    def enter(self) -> Token[bool]:
+        """Mark the layer active until :meth:`exit` is called with the returned token."""
+        return self._var.set(True)
+
+    def exit(self, token: Token[bool]) -> None:
+        self._var.reset(token)
+
+
+#: HTTP client requests: requests over urllib3 is one span.
+HTTP_CLIENT = Layer("http.client")

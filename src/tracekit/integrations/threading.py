@@ -1,0 +1,60 @@
+"""threading: work handed to another thread runs in the context of the code that handed it over.
+
+``Thread.start`` records the starting thread's OpenTelemetry context and the new thread
+attaches it before ``run()`` (whatever subclass overrides ``run``);
+``ThreadPoolExecutor.submit`` does the same for each submitted call. Spans made there
+keep their parent. asyncio tasks need nothing: they copy ``contextvars`` themselves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry import context
+
+from tracekit._patch import Patches
+
+__all__ = ["patch", "patches", "unpatch"]
+
+_ATTRIBUTE = "_tracekit_context"
+
+
+def _start(wrapped: Any, thread: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    vars(thread)[_ATTRIBUTE] = context.get_current()
+    return wrapped(*args, **kwargs)
+
+
+def _bootstrap_inner(wrapped: Any, thread: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    parent = vars(thread).pop(_ATTRIBUTE, None)
+    if parent is None:
+        return wrapped(*args, **kwargs)
+    token = context.attach(parent)
+    try:
+        return wrapped(*args, **kwargs)
+    finally:
+        context.detach(token)
+
+
+def _submit(wrapped: Any, executor: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    fn, *rest = args
+    parent = context.get_current()
+
+    def in_context(*call_args: Any, **call_kwargs: Any) -> Any:
+        token = context.attach(parent)
+        try:
+            return fn(*call_args, **call_kwargs)
+        finally:
+            context.detach(token)
+
+    return wrapped(in_context, *rest, **kwargs)
+
+
+patches = Patches(
+    "threading",
+    {
+        "threading": [("Thread.start", _start), ("Thread._bootstrap_inner", _bootstrap_inner)],
+        "concurrent.futures.thread": [("ThreadPoolExecutor.submit", _submit)],
+    },
+)
+patch = patches.apply
+unpatch = patches.revert
