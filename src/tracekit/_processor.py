@@ -3,7 +3,8 @@
 It does what the SDK's batch processor does, plus what an application needs from it:
 
 * ``on_end`` only appends to a bounded queue; the network is touched by one worker thread.
-* A full queue drops the span and counts it; one WARNING per minute says how many were lost.
+* A full queue drops the span and counts it; the worker (never the application thread)
+  logs at most one WARNING per minute saying how many were lost.
 * ``force_flush`` and ``shutdown`` honour their time limits even while an export hangs on
   an unreachable collector, so a process always exits promptly.
 * Every export runs with OpenTelemetry's suppress-instrumentation key set, so the
@@ -49,14 +50,6 @@ class BatchSpanProcessor(SpanProcessor):
         self._schedule_delay = schedule_delay
         self._export_timeout = export_timeout
         self._shutdown = False
-        self.dropped = RateLimitedCounter(
-            "tracekit: the export queue is full (OTEL_BSP_MAX_QUEUE_SIZE=" + str(max_queue_size) + "); "
-            "%d spans were dropped. Is the collector reachable and fast enough?"
-        )
-        self.failed = RateLimitedCounter(
-            f"tracekit: {type(exporter).__name__} could not export %d spans; they are lost. "
-            "The exporter's own log lines above say why."
-        )
         self._start_worker()
         if hasattr(os, "register_at_fork"):
             ref = weakref.WeakMethod(self._start_worker)
@@ -69,7 +62,24 @@ class BatchSpanProcessor(SpanProcessor):
             os.register_at_fork(after_in_child=_after_fork_in_child)
 
     def _start_worker(self) -> None:
-        self._queue: collections.deque[ReadableSpan] = collections.deque(maxlen=self._max_queue_size)
+        # Also runs in a forked child: everything a thread of the parent may have held
+        # (locks, queued spans of the parent, counters) starts afresh.
+        if self._shutdown:
+            return
+        # Counted by on_end, reported by the worker: the application thread never logs.
+        self.dropped = RateLimitedCounter(
+            f"tracekit: the export queue is full (OTEL_BSP_MAX_QUEUE_SIZE={self._max_queue_size}); "
+            "%d spans were dropped. Is the collector reachable and fast enough?"
+        )
+        endpoint = getattr(self.exporter, "_endpoint", None)
+        target = f" to {endpoint}".replace("%", "%%") if isinstance(endpoint, str) and endpoint else ""
+        self.failed = RateLimitedCounter(
+            f"tracekit: {type(self.exporter).__name__} could not export %d spans{target}; they are lost. "
+            "The exporter's own log lines above say why."
+        )
+        self._queue: collections.deque[ReadableSpan] = collections.deque()
+        self._queue_lock = threading.Lock()
+        self._dropped_pending = 0
         self._flush_waiters: list[threading.Event] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
@@ -82,11 +92,13 @@ class BatchSpanProcessor(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         if self._shutdown or not span.context.trace_flags.sampled:
             return
-        if len(self._queue) >= self._max_queue_size:
-            self.dropped.add()
-            return
-        self._queue.append(span)
-        if len(self._queue) >= self._max_export_batch_size:
+        with self._queue_lock:
+            if len(self._queue) >= self._max_queue_size:
+                self._dropped_pending += 1
+                return
+            self._queue.append(span)
+            queued = len(self._queue)
+        if queued >= self._max_export_batch_size:
             self._wake.set()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
@@ -111,6 +123,7 @@ class BatchSpanProcessor(SpanProcessor):
             logger.warning(
                 "tracekit: spans still exporting after %.1f s at shutdown; giving up on them", timeout
             )
+        self._report_dropped()
         self.dropped.flush()
         self.failed.flush()
         try:
@@ -125,10 +138,17 @@ class BatchSpanProcessor(SpanProcessor):
             with self._lock:
                 waiters, self._flush_waiters = self._flush_waiters, []
             self._export_queued()
+            self._report_dropped()
             for waiter in waiters:
                 waiter.set()
             if self._shutdown:
                 return
+
+    def _report_dropped(self) -> None:
+        with self._queue_lock:
+            count, self._dropped_pending = self._dropped_pending, 0
+        if count:
+            self.dropped.add(count)
 
     def _export_queued(self) -> None:
         token = otel_context.attach(otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
