@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 import tracekit
+from tracekit import _safety
 from tracekit._logging import forget_warnings
 from tracekit.testing import SpanRecorder, capture_spans
 
@@ -28,6 +29,24 @@ def _clean_tracekit(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     yield
     tracekit.shutdown(timeout=5)
     forget_warnings()
+
+
+@pytest.fixture(autouse=True)
+def guarded_errors() -> Iterator[list[tuple[str, BaseException]]]:
+    """Every error tracekit's guard caught during the test; any left at the end fails it.
+
+    A test that forces internal failures on purpose checks this list, then clears it.
+    Every integration is uninstrumented afterwards, so no test leaks patches into another.
+    """
+    errors: list[tuple[str, BaseException]] = []
+    previous = _safety.set_error_hook(lambda integration, exc: errors.append((integration, exc)))
+    yield errors
+    tracekit.shutdown(timeout=5)
+    tracekit.uninstrument()
+    _safety.set_error_hook(previous)
+    if errors:
+        details = "; ".join(f"{integration}: {type(exc).__name__}: {exc}" for integration, exc in errors)
+        pytest.fail(f"tracekit caught internal errors during the test: {details}", pytrace=False)
 
 
 @pytest.fixture

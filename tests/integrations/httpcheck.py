@@ -1,0 +1,59 @@
+"""Exact checks of HTTP client spans, shared by the client integration tests."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanKind, StatusCode
+
+
+def traceparent(span: ReadableSpan) -> str:
+    """The traceparent header a request made under ``span`` carries."""
+    context = span.get_span_context()
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
+
+
+def check_client_span(
+    span: ReadableSpan,
+    *,
+    url: str,
+    port: int,
+    status: int | None = 200,
+    method: str = "GET",
+    version: str | None = "1.1",
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Assert the exact name, kind, attributes and status of an HTTP client span."""
+    expected: dict[str, Any] = {
+        "http.request.method": method,
+        "server.address": "127.0.0.1",
+        "server.port": port,
+        "url.full": url,
+    }
+    if status is not None:
+        expected["http.response.status_code"] = status
+        if version is not None:
+            expected["network.protocol.version"] = version
+        if status >= 400:
+            expected["error.type"] = str(status)
+    expected.update(extra or {})
+    assert span.name == (method if method != "_OTHER" else "HTTP")
+    assert span.kind is SpanKind.CLIENT
+    assert dict(span.attributes or {}) == expected
+    if status is not None and status < 400:
+        assert span.status.status_code is StatusCode.UNSET
+        assert not span.events
+    else:
+        assert span.status.status_code is StatusCode.ERROR
+
+
+def check_exception_span(
+    span: ReadableSpan, *, url: str, port: int, error_type: str, method: str = "GET"
+) -> None:
+    """An HTTP client span for a request that raised ``error_type``."""
+    check_client_span(span, url=url, port=port, status=None, method=method, extra={"error.type": error_type})
+    assert [event.name for event in span.events] == ["exception"]
+    attributes = dict(span.events[0].attributes or {})
+    assert attributes["exception.type"] == error_type
+    assert set(attributes) == {"exception.type", "exception.message", "exception.stacktrace"}

@@ -1,0 +1,146 @@
+"""requests: Session against a real server on 127.0.0.1; one span per request, none from urllib3 below."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import requests
+from httpcheck import check_client_span, check_exception_span, traceparent
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+import tracekit
+from tracekit import _state
+from tracekit.testing import SpanRecorder, capture_spans
+
+
+def test_ok_response_is_one_span_over_urllib3(spans: SpanRecorder, http_server: Any) -> None:
+    with _state.tracer.start_as_current_span("parent"), requests.Session() as session:
+        response = session.get(http_server.url("/ok"))
+    client_span, parent = spans.spans  # no second span from urllib3
+    check_client_span(client_span, url=http_server.url("/ok"), port=http_server.port)
+    assert client_span.parent is not None
+    assert client_span.parent.span_id == parent.context.span_id
+    assert response.json()["headers"]["traceparent"] == traceparent(client_span)
+
+
+@pytest.mark.parametrize("status", [404, 500])
+def test_error_statuses(spans: SpanRecorder, http_server: Any, status: int) -> None:
+    assert requests.get(http_server.url(f"/status/{status}")).status_code == status
+    (span,) = spans.spans
+    check_client_span(span, url=http_server.url(f"/status/{status}"), port=http_server.port, status=status)
+
+
+def test_connection_refused(spans: SpanRecorder, closed_port: int) -> None:
+    url = f"http://127.0.0.1:{closed_port}/ok"
+    with pytest.raises(requests.exceptions.ConnectionError):
+        requests.get(url)
+    (span,) = spans.spans
+    check_exception_span(span, url=url, port=closed_port, error_type="requests.exceptions.ConnectionError")
+
+
+def test_read_timeout(spans: SpanRecorder, http_server: Any) -> None:
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        requests.get(http_server.url("/slow"), timeout=0.2)
+    (span,) = spans.spans
+    check_exception_span(
+        span,
+        url=http_server.url("/slow"),
+        port=http_server.port,
+        error_type="requests.exceptions.ReadTimeout",
+    )
+
+
+def test_redirects(spans: SpanRecorder, http_server: Any) -> None:
+    response = requests.get(http_server.url("/redirect-twice"))
+    assert response.status_code == 200
+    first, second, third = spans.spans
+    check_client_span(first, url=http_server.url("/redirect-twice"), port=http_server.port, status=302)
+    check_client_span(
+        second,
+        url=http_server.url("/redirect"),
+        port=http_server.port,
+        status=302,
+        extra={"http.request.resend_count": 1},
+    )
+    check_client_span(
+        third, url=http_server.url("/ok"), port=http_server.port, extra={"http.request.resend_count": 2}
+    )
+    assert response.json()["headers"]["traceparent"] == traceparent(third)
+
+
+def test_streamed_response_span_ends_at_the_headers(spans: SpanRecorder, http_server: Any) -> None:
+    with requests.get(http_server.url("/stream"), stream=True) as response:
+        (span,) = spans.spans
+        assert b"".join(response.iter_content(chunk_size=None)) == b"chunk-0chunk-1chunk-2chunk-3chunk-4"
+    check_client_span(span, url=http_server.url("/stream"), port=http_server.port)
+
+
+def test_callers_headers_not_modified_and_b3(http_server: Any) -> None:
+    headers = {"X-Tag": "mine"}
+    with capture_spans(propagators=["b3"]) as recorder:
+        seen = requests.get(http_server.url("/ok"), headers=headers).json()["headers"]
+        (span,) = recorder.spans
+    assert headers == {"X-Tag": "mine"}
+    context = span.get_span_context()
+    assert seen["b3"] == f"{context.trace_id:032x}-{context.span_id:016x}-1"
+
+
+def test_header_capture_and_url_redaction(http_server: Any) -> None:
+    url = f"http://user:pw@127.0.0.1:{http_server.port}/reply-headers?api_key=k&q=1"
+    with capture_spans(
+        http_capture_headers_client_request=["x-tag", "authorization"],
+        http_capture_headers_client_response=["X-Reply", "set-cookie"],
+    ) as recorder:
+        requests.get(url, headers={"X-Tag": "t"})
+        (span,) = recorder.spans
+    check_client_span(
+        span,
+        url=f"http://REDACTED:REDACTED@127.0.0.1:{http_server.port}/reply-headers?api_key=REDACTED&q=1",
+        port=http_server.port,
+        extra={
+            "http.request.header.x-tag": ("t",),
+            "http.request.header.authorization": ("[REDACTED]",),  # from user:pw
+            "http.response.header.x-reply": ("one, two",),
+            "http.response.header.set-cookie": ("[REDACTED]",),
+        },
+    )
+
+
+def test_excluded_urls(monkeypatch: pytest.MonkeyPatch, http_server: Any) -> None:
+    monkeypatch.setenv("OTEL_PYTHON_REQUESTS_EXCLUDED_URLS", "status/404")
+    with capture_spans() as recorder, _state.tracer.start_as_current_span("parent"):
+        requests.get(http_server.url("/status/404"))
+    (parent,) = recorder.spans  # neither requests nor urllib3 made a span
+    assert http_server.last_headers("/status/404")["traceparent"] == traceparent(parent)
+
+
+def test_uninstrument(spans: SpanRecorder, http_server: Any) -> None:
+    tracekit.uninstrument("requests")
+    seen = requests.get(http_server.url("/ok")).json()["headers"]
+    (span,) = spans.spans  # urllib3, still instrumented, makes the span now
+    check_client_span(span, url=http_server.url("/ok"), port=http_server.port)
+    assert seen["traceparent"] == traceparent(span)
+    tracekit.uninstrument("urllib3")
+    assert "traceparent" not in requests.get(http_server.url("/ok")).json()["headers"]
+    assert len(spans.spans) == 1
+
+
+def test_the_otlp_exporters_own_requests_are_not_traced(http_server: Any) -> None:
+    """The http/protobuf exporter sends through requests; its export runs with suppression set."""
+    memory = InMemorySpanExporter()
+    with capture_spans(
+        exporters=["otlp", memory],
+        protocol="http/protobuf",
+        traces_endpoint=http_server.url("/v1/traces"),
+        instrument=["requests", "urllib3"],
+    ) as recorder:
+        requests.get(http_server.url("/ok"))
+        recorder.tracing.force_flush(timeout=10)
+        requests.get(http_server.url("/ok?second"))
+        recorder.tracing.force_flush(timeout=10)
+        names = [(span.name, span.attributes["url.full"]) for span in memory.get_finished_spans()]
+    exports = [headers for method, path, headers in http_server.seen if path == "/v1/traces"]
+    assert len(exports) >= 2
+    assert all("traceparent" not in headers for headers in exports)
+    assert names == [("GET", http_server.url("/ok")), ("GET", http_server.url("/ok?second"))]
