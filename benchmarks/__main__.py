@@ -1,0 +1,108 @@
+"""``python -m benchmarks [--quick] [--output PATH] [NAME ...]``.
+
+NAME is a family (``decorator``, ``span``, ``propagation``, ``http-clients``,
+``http-servers``, ``startup``, ``export``) or one benchmark of a family
+(``decorator-sampled``, ``httpx-get``, ...); no NAME runs everything. A full run of
+everything rewrites ``docs/performance.md``; other runs print their tables and write a
+file only when ``--output`` is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from benchmarks import export, http_clients, http_servers, manual_spans, propagation, startup
+from benchmarks._budgets import evaluate
+from benchmarks._harness import Benchmark, BenchmarkResult, Scale, run_benchmark
+from benchmarks._report import ROOT, Section, render_benchmark, render_budgets, render_document
+
+#: Families timed by the harness, in the order they run.
+TIMED: dict[str, Callable[[Scale], list[Benchmark]]] = {
+    "decorator": manual_spans.decorator_benchmarks,
+    "span": manual_spans.span_benchmarks,
+    "propagation": propagation.benchmarks,
+    "http-clients": http_clients.benchmarks,
+    "http-servers": http_servers.benchmarks,
+    "startup": startup.benchmarks,
+}
+#: Families with tables of their own.
+CUSTOM: dict[str, Callable[[Scale, Callable[[str], None]], list[Section]]] = {
+    "export": export.run,
+}
+DEFAULT_OUTPUT = ROOT / "docs" / "performance.md"
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _parse(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "names", nargs="*", metavar="NAME", help="families or benchmarks to run (default: all)"
+    )
+    parser.add_argument("--quick", action="store_true", help="a fast smoke run: few rounds, few iterations")
+    parser.add_argument("--output", type=Path, help="write the Markdown report here")
+    parser.add_argument("--list", action="store_true", help="list the families and benchmarks, run nothing")
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parse(argv)
+    scale = Scale(quick=args.quick)
+    timed = {family: build(scale) for family, build in TIMED.items()}
+    known = set(timed) | set(CUSTOM) | {b.name for group in timed.values() for b in group}
+    if args.list:
+        for family, group in timed.items():
+            print(family + ": " + ", ".join(b.name for b in group))
+        for family in CUSTOM:
+            print(family)
+        return 0
+    unknown = [name for name in args.names if name not in known]
+    if unknown:
+        print(
+            f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}", file=sys.stderr
+        )
+        return 2
+    wanted = set(args.names)
+
+    started = time.perf_counter()
+    sections: list[BenchmarkResult | Section] = []
+    for family in [*TIMED, *CUSTOM]:
+        if family in CUSTOM:
+            if not wanted or family in wanted:
+                _log(f"{family} ...")
+                sections.extend(CUSTOM[family](scale, _log))
+            continue
+        for benchmark in timed[family]:
+            if wanted and family not in wanted and benchmark.name not in wanted:
+                continue
+            _log(f"{benchmark.name} ...")
+            begun = time.perf_counter()
+            sections.append(run_benchmark(benchmark, _log))
+            _log(f"{benchmark.name}: {time.perf_counter() - begun:.1f} s")
+    elapsed = time.perf_counter() - started
+    verdicts = evaluate([s for s in sections if isinstance(s, BenchmarkResult)])
+
+    for section in sections:
+        print(render_benchmark(section) if isinstance(section, BenchmarkResult) else section.body)
+    if verdicts:
+        print("Budgets:\n" + render_budgets(verdicts) + "\n")
+    print(f"Total: {elapsed:.0f} s")
+
+    output = args.output
+    if output is None and not wanted and not args.quick:
+        output = DEFAULT_OUTPUT
+    if output is not None:
+        output.write_text(render_document(sections, verdicts, argv, elapsed), encoding="utf-8")
+        _log(f"wrote {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

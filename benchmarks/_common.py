@@ -1,0 +1,155 @@
+"""What the workloads share: the exporter that drops spans, and tracekit and peer set-ups.
+
+tracekit and the OpenTelemetry peer never share a tracer provider. tracekit is configured
+with :func:`tracekit.configure` (which installs its provider as the API's global one); the
+peer gets a separate SDK :class:`~opentelemetry.sdk.trace.TracerProvider`, handed to the
+OpenTelemetry decorator and instrumentors explicitly, so that neither ever records into
+the other's pipeline.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
+
+import tracekit
+from benchmarks._harness import Batch
+
+__all__ = [
+    "DropExporter",
+    "Pipeline",
+    "counted",
+    "peer_provider",
+    "tracekit_configured",
+    "tracekit_disabled",
+]
+
+#: The sampler both sides use: every root span is sampled, children follow their parent.
+SAMPLER = "parentbased_always_on"
+
+
+class DropExporter(SpanExporter):
+    """Accepts every batch and keeps nothing, so only the cost of making spans is measured."""
+
+    def __init__(self) -> None:
+        self.exported = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.exported += len(spans)
+        return SpanExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        return None
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """Where one side's spans end up: its exporter, and how to flush the processor in front of it."""
+
+    exporter: DropExporter
+    flush: Callable[[], object]
+
+
+@contextmanager
+def counted(batch: Batch, pipeline: Pipeline, spans_per_operation: int = 1) -> Iterator[Batch]:
+    """``batch``, checked on exit to have exported ``spans_per_operation`` spans per operation.
+
+    It proves that the instrumentation being measured was really active and that no span
+    was dropped by a full queue, which would make a variant look cheaper than it is.
+    """
+    pipeline.flush()
+    before = pipeline.exporter.exported
+    operations = 0
+
+    def run(n: int) -> None:
+        nonlocal operations
+        operations += n
+        batch(n)
+
+    yield run
+    pipeline.flush()
+    exported = pipeline.exporter.exported - before
+    if exported != operations * spans_per_operation:
+        raise RuntimeError(
+            f"{exported} spans exported for {operations} operations "
+            f"(expected {spans_per_operation} each): instrumentation inactive or spans dropped"
+        )
+
+
+@contextmanager
+def tracekit_configured(**overrides: Any) -> Iterator[Pipeline]:
+    """tracekit configured to drop its spans, sampling every root; shut down on exit.
+
+    Integrations are never patched by ``configure()`` here: a benchmark switches the one
+    it measures on and off itself.
+    """
+    tracekit.shutdown(timeout=5)
+    exporter = DropExporter()
+    settings: dict[str, Any] = {
+        "exporters": [exporter],
+        "sampler": SAMPLER,
+        "instrument": False,
+        "service_name": "benchmarks",
+    }
+    settings.update(overrides)
+    tracing = tracekit.configure(**settings)
+    try:
+        yield Pipeline(exporter, lambda: tracing.force_flush(timeout=10))
+    finally:
+        tracing.shutdown(timeout=5)
+
+
+@contextmanager
+def tracekit_disabled() -> Iterator[tracekit.Tracing]:
+    """tracekit configured as under ``OTEL_SDK_DISABLED=true``."""
+    tracekit.shutdown(timeout=5)
+    tracing = tracekit.configure(disabled=True)
+    try:
+        yield tracing
+    finally:
+        tracing.shutdown(timeout=5)
+
+
+@contextmanager
+def peer_provider(
+    processor: str = "batch", *, disabled: bool = False
+) -> Iterator[tuple[TracerProvider, Pipeline]]:
+    """An OpenTelemetry SDK provider set up the way its documentation shows, dropping spans.
+
+    ``processor`` is ``batch`` (the SDK's BatchSpanProcessor, what a service uses) or
+    ``simple``. ``disabled`` builds it under ``OTEL_SDK_DISABLED=true``, where the SDK hands
+    out no-op tracers.
+    """
+    saved = os.environ.get("OTEL_SDK_DISABLED")
+    if disabled:
+        os.environ["OTEL_SDK_DISABLED"] = "true"
+    try:
+        provider = TracerProvider(sampler=ParentBased(ALWAYS_ON), shutdown_on_exit=False)
+    finally:
+        if saved is None:
+            os.environ.pop("OTEL_SDK_DISABLED", None)
+        else:
+            os.environ["OTEL_SDK_DISABLED"] = saved
+    exporter = DropExporter()
+    provider.add_span_processor(
+        BatchSpanProcessor(exporter) if processor == "batch" else SimpleSpanProcessor(exporter)
+    )
+    try:
+        yield provider, Pipeline(exporter, lambda: provider.force_flush(10_000))
+    finally:
+        provider.shutdown()

@@ -1,0 +1,227 @@
+"""Markdown for the results: one table per workload, the machine, the versions, the budgets."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from benchmarks._budgets import Verdict
+from benchmarks._harness import BenchmarkResult, summarize
+
+__all__ = ["Section", "format_quantity", "render_benchmark", "render_document"]
+
+#: Distributions whose versions decide the figures.
+DISTRIBUTIONS = (
+    "tracekit",
+    "opentelemetry-api",
+    "opentelemetry-sdk",
+    "opentelemetry-exporter-otlp-proto-http",
+    "opentelemetry-exporter-otlp-proto-grpc",
+    "opentelemetry-instrumentation",
+    "opentelemetry-instrumentation-httpx",
+    "opentelemetry-instrumentation-requests",
+    "opentelemetry-instrumentation-urllib3",
+    "opentelemetry-instrumentation-asgi",
+    "opentelemetry-instrumentation-fastapi",
+    "opentelemetry-instrumentation-wsgi",
+    "opentelemetry-instrumentation-flask",
+    "opentelemetry-distro",
+    "httpx",
+    "requests",
+    "urllib3",
+    "fastapi",
+    "starlette",
+    "flask",
+    "werkzeug",
+    "grpcio",
+    "protobuf",
+    "wrapt",
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Section:
+    """A workload whose table is not the standard one (throughput, memory)."""
+
+    name: str
+    family: str
+    title: str
+    body: str
+
+
+def format_quantity(seconds: float, unit: str) -> str:
+    """``seconds`` in ``unit`` (µs or ms), with as many decimals as are meaningful."""
+    value = seconds * (1e6 if unit == "µs" else 1e3)
+    magnitude = abs(value)
+    if magnitude >= 100:
+        text = f"{value:.0f}"
+    elif magnitude >= 10:
+        text = f"{value:.1f}"
+    else:
+        text = f"{value:.2f}"
+    return f"{text} {unit}"
+
+
+def _signed(seconds: float, unit: str) -> str:
+    text = format_quantity(seconds, unit)
+    return text if seconds < 0 else "+" + text
+
+
+def render_benchmark(result: BenchmarkResult) -> str:
+    """The table of one timed benchmark."""
+    bench = result.benchmark
+    lines = [f"### {bench.title} (`{bench.name}`)", "", bench.description, ""]
+    if result.error is not None:
+        lines += [f"**Could not run:** {result.error}", ""]
+        return "\n".join(lines)
+    lines += [
+        f"{bench.rounds} rounds x {bench.iterations} operations per variant, interleaved. "
+        f"Switching: {bench.switching}.",
+        "",
+        "| variant | per operation (median) | min to max over rounds | overhead over bare | "
+        "overhead ÷ peer's |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    peer = result.overhead("peer")
+    for variant in result.variants:
+        if not variant.available:
+            lines.append(f"| {variant.label} | {variant.unavailable or 'no data'} | | | |")
+            continue
+        summary = summarize(variant.per_op)
+        overhead = result.overhead_of(variant)
+        overhead_text = "—" if variant.role == "bare" or overhead is None else _signed(overhead, bench.unit)
+        ratio_text = ""
+        if (
+            variant.role in ("tracekit", "reference")
+            and overhead is not None
+            and peer is not None
+            and peer > 0
+        ):
+            ratio_text = f"{overhead / peer:.2f}"
+        lines.append(
+            f"| {variant.label} | {format_quantity(summary.median, bench.unit)} | "
+            f"{format_quantity(summary.low, bench.unit)} to {format_quantity(summary.high, bench.unit)} | "
+            f"{overhead_text} | {ratio_text} |"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _commit() -> str:
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no", "--", "src"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + (" (src/ has uncommitted changes)" if dirty else "")
+
+
+def command_line(argv: Sequence[str]) -> str:
+    """The command that produced the run, as a user would type it."""
+    if os.environ.get("NOX_CURRENT_SESSION") == "bench":
+        return "nox -s bench" + (" -- " + " ".join(argv) if argv else "")
+    return " ".join(["python -m benchmarks", *argv])
+
+
+def render_environment(argv: Sequence[str], elapsed: float) -> str:
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        f"- Command: `{command_line(argv)}` (from the repository root; took {elapsed / 60:.1f} minutes)",
+        f"- Date: {now}; tracekit at commit {_commit()}",
+        f"- Machine: {_cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
+        f"- Python: {platform.python_implementation()} {platform.python_version()}",
+        "- Versions: "
+        + ", ".join(f"{name} {version}" for name in DISTRIBUTIONS if (version := _version(name)) is not None),
+    ]
+    return "\n".join(lines)
+
+
+def render_budgets(verdicts: Sequence[Verdict]) -> str:
+    lines = []
+    for verdict in verdicts:
+        budget = verdict.budget
+        lines.append(f"- **{verdict.status}**: {budget.text} (issue {budget.issue}): {verdict.figures}")
+    return "\n".join(lines)
+
+
+_INTRO = """\
+# Performance
+
+tracekit is measured side by side with OpenTelemetry Python's own SDK and contrib
+instrumentations, and with the bare, uninstrumented code, in one process: each benchmark runs
+its variants interleaved in rounds (the order rotates every round), so drift of the machine
+hits all of them alike. Figures are per operation: the median over rounds and the range.
+"Overhead over bare" is the median of the round-by-round differences to the bare variant of
+the same round; "overhead ÷ peer's" divides a variant's overhead by the OpenTelemetry peer's.
+Spans go to an exporter that drops them unless a benchmark says otherwise; every root span is
+sampled (parent-based, always on) on both sides. The suite lives in `benchmarks/`; run it with
+`nox -s bench` (all of it, which rewrites this page), `nox -s bench -- --quick` (a smoke
+run) or `nox -s bench -- decorator` (one family).
+"""
+
+
+def render_document(
+    sections: Sequence[BenchmarkResult | Section],
+    verdicts: Sequence[Verdict],
+    argv: Sequence[str],
+    elapsed: float,
+) -> str:
+    parts = [_INTRO, "## How these figures were made", "", render_environment(argv, elapsed), ""]
+    parts += ["## Budgets", "", render_budgets(verdicts), ""]
+    family = None
+    for section in sections:
+        current = section.benchmark.family if isinstance(section, BenchmarkResult) else section.family
+        if current != family:
+            family = current
+            parts += [f"## {FAMILY_TITLES.get(current, current)}", ""]
+        parts.append(render_benchmark(section) if isinstance(section, BenchmarkResult) else section.body)
+    return "\n".join(parts).rstrip() + "\n"
+
+
+FAMILY_TITLES = {
+    "decorator": "Decorated functions",
+    "span": "span() blocks",
+    "propagation": "Propagation",
+    "http-clients": "HTTP clients",
+    "http-servers": "HTTP servers (in process)",
+    "startup": "Start-up",
+    "export": "Export throughput",
+}

@@ -1,0 +1,220 @@
+"""HTTP clients: a GET over a kept-alive connection to a local server, bare and instrumented.
+
+The server (``benchmarks._http_server``) runs in its own process on 127.0.0.1. tracekit's
+integration is switched on with ``tracekit.instrument(name)`` and off with
+``tracekit.uninstrument(name)`` around each of its rounds; the peer's instrumentor is
+instrumented with a separate SDK provider and uninstrumented the same way. Each variant
+opens a fresh client after switching on (so it sees whatever the switch patched) and checks,
+when switched off, that it exported exactly one span per request.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.sdk.trace import TracerProvider
+
+import tracekit
+from benchmarks._common import Pipeline, counted, peer_provider, tracekit_configured
+from benchmarks._harness import Batch, Benchmark, Scale, Session, Setup, Unavailable, Variant, loop
+
+__all__ = ["benchmarks", "local_server"]
+
+
+@contextmanager
+def local_server() -> Iterator[str]:
+    """The URL of a fresh ``benchmarks._http_server`` process; stopped on exit."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks._http_server"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        port = int(process.stdout.readline())
+        yield f"http://127.0.0.1:{port}/items/42"
+    finally:
+        assert process.stdin is not None
+        process.stdin.close()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@contextmanager
+def tracekit_integration(name: str) -> Iterator[None]:
+    """tracekit's integration ``name`` patched for the duration; Unavailable if there is none."""
+    instrument = getattr(tracekit, "instrument", None)
+    uninstrument = getattr(tracekit, "uninstrument", None)
+    if instrument is None or uninstrument is None:
+        raise Unavailable("tracekit.instrument() does not exist yet")
+    try:
+        instrument(name)
+    except tracekit.ConfigError as exc:
+        raise Unavailable(f"tracekit.instrument({name!r}): {exc}") from exc
+    try:
+        yield
+    finally:
+        uninstrument(name)
+
+
+@dataclass(frozen=True)
+class Client:
+    """How to make, use and close one library's client."""
+
+    library: str
+    open: Callable[[], Any]
+    get: Callable[[Any, str], object]
+    close: Callable[[Any], object]
+    instrumentor: Callable[[], Any]
+
+
+def _client_session(
+    client: Client, url: str, switch: Callable[[], AbstractContextManager[object]], pipeline: Pipeline | None
+) -> Session:
+    @contextmanager
+    def session() -> Iterator[Batch]:
+        with switch():
+            handle = client.open()
+            try:
+                batch = loop(lambda: client.get(handle, url))
+                if pipeline is None:
+                    yield batch
+                else:
+                    with counted(batch, pipeline) as checked:
+                        yield checked
+            finally:
+                client.close(handle)
+
+    return session
+
+
+def _peer_switch(client: Client, provider: TracerProvider) -> Callable[[], AbstractContextManager[object]]:
+    @contextmanager
+    def switch() -> Iterator[None]:
+        instrumentor = client.instrumentor()
+        instrumentor.instrument(tracer_provider=provider)
+        try:
+            yield
+        finally:
+            instrumentor.uninstrument()
+
+    return switch
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+def _setup(client: Client) -> Setup:
+    @contextmanager
+    def setup() -> Iterator[Sequence[Variant]]:
+        with ExitStack() as stack:
+            url = stack.enter_context(local_server())
+            tracekit_pipeline = stack.enter_context(tracekit_configured())
+            provider, peer_pipeline = stack.enter_context(peer_provider("batch"))
+            yield [
+                Variant("bare", "bare", _client_session(client, url, _nothing, None)),
+                Variant(
+                    f"tracekit {client.library} integration",
+                    "tracekit",
+                    _client_session(
+                        client, url, lambda: tracekit_integration(client.library), tracekit_pipeline
+                    ),
+                ),
+                Variant(
+                    f"opentelemetry-instrumentation-{client.library}",
+                    "peer",
+                    _client_session(client, url, _peer_switch(client, provider), peer_pipeline),
+                ),
+            ]
+
+    return setup
+
+
+# ----------------------------------------------------------------------------- the clients
+
+
+def _httpx() -> Client:
+    import httpx
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    def get(client: httpx.Client, url: str) -> object:
+        return client.get(url).raise_for_status()
+
+    return Client(
+        "httpx", lambda: httpx.Client(trust_env=False), get, lambda c: c.close(), HTTPXClientInstrumentor
+    )
+
+
+def _requests() -> Client:
+    import requests
+    from opentelemetry.instrumentation.requests import RequestsInstrumentor
+
+    def open_session() -> requests.Session:
+        session = requests.Session()
+        session.trust_env = False
+        return session
+
+    def get(session: requests.Session, url: str) -> object:
+        return session.get(url).raise_for_status()
+
+    return Client("requests", open_session, get, lambda s: s.close(), RequestsInstrumentor)
+
+
+def _urllib3() -> Client:
+    import urllib3
+    from opentelemetry.instrumentation.urllib3 import URLLib3Instrumentor
+
+    def get(pool: urllib3.PoolManager, url: str) -> object:
+        response = pool.request("GET", url)
+        if response.status != 200:
+            raise RuntimeError(f"unexpected status {response.status}")
+        return response.data
+
+    return Client("urllib3", urllib3.PoolManager, get, lambda p: p.clear(), URLLib3Instrumentor)
+
+
+def benchmarks(scale: Scale) -> list[Benchmark]:
+    clients = (
+        (_httpx, "httpx", "`httpx.Client.get()`"),
+        (_requests, "requests", "`requests.Session.get()`"),
+        (_urllib3, "urllib3", "`urllib3.PoolManager.request()`"),
+    )
+    return [
+        Benchmark(
+            name=f"{library}-get",
+            family="http-clients",
+            title=f"{library} GET to a local server",
+            description=f"{call} of a 15-byte JSON body from a keep-alive HTTP/1.1 server on 127.0.0.1 "
+            "(another process); one CLIENT span per request on the instrumented sides.",
+            switching=f"in process; `tracekit.instrument({library!r})` / `uninstrument` and the peer's "
+            "`instrument(tracer_provider=...)` / `uninstrument()` around each of their rounds, a new "
+            "client each round",
+            setup=_lazy_setup(make),
+            rounds=scale.rounds(11),
+            iterations=scale.iterations(600),
+            warmup=20,
+        )
+        for make, library, call in clients
+    ]
+
+
+def _lazy_setup(make: Callable[[], Client]) -> Setup:
+    """Import the client library and its peer only when the benchmark runs."""
+
+    @contextmanager
+    def setup() -> Iterator[Sequence[Variant]]:
+        with _setup(make())() as variants:
+            yield variants
+
+    return setup
