@@ -8,8 +8,19 @@ private and may change without notice.
 """
 
 from tracekit._configure import Tracing, configure, shutdown
+from tracekit._decorator import span, traced
 from tracekit._errors import ConfigError
 from tracekit._registry import instrument, uninstrument
 from tracekit._version import __version__
 
-__all__ = ["ConfigError", "Tracing", "__version__", "configure", "instrument", "shutdown", "uninstrument"]
+__all__ = [
+    "ConfigError",
+    "Tracing",
+    "__version__",
+    "configure",
+    "instrument",
+    "shutdown",
+    "span",
+    "traced",
+    "uninstrument",
+]
