@@ -1,0 +1,138 @@
+"""The benchmark harness's bookkeeping, on synthetic data: nothing here is timed.
+
+The figures in docs/performance.md and its met / not met lines are only as good as the
+interleaving, the statistics and the budget checks that produce them; these tests pin them.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks._budgets import Budget, evaluate, overhead_at_most, ratio_at_most
+from benchmarks._harness import (
+    Batch,
+    Benchmark,
+    BenchmarkResult,
+    Role,
+    Unavailable,
+    Variant,
+    VariantResult,
+    paired_overhead,
+    ratio,
+    rotated,
+    run_benchmark,
+    summarize,
+)
+
+
+def test_rotation_gives_every_variant_the_lead_once_per_cycle() -> None:
+    assert [rotated([0, 1, 2], r) for r in range(4)] == [[0, 1, 2], [1, 2, 0], [2, 0, 1], [0, 1, 2]]
+    assert rotated([], 3) == []
+
+
+def test_summary_is_median_min_max() -> None:
+    summary = summarize([3.0, 1.0, 2.0, 10.0])
+    assert (summary.median, summary.low, summary.high) == (2.5, 1.0, 10.0)
+    with pytest.raises(ValueError, match="at least one"):
+        summarize([])
+
+
+def test_overhead_pairs_rounds_so_drift_cancels() -> None:
+    # The machine slows down in round 3 for every variant alike: the paired difference is
+    # unaffected, while the difference of the medians would not be.
+    bare = [1.0, 1.0, 5.0]
+    traced = [2.0, 2.0, 6.0]
+    assert paired_overhead(traced, bare) == 1.0
+    with pytest.raises(ValueError, match="equally long"):
+        paired_overhead([1.0], [1.0, 2.0])
+
+
+def test_ratio_refuses_a_non_positive_denominator() -> None:
+    assert ratio(1.0, 4.0) == 0.25
+    assert ratio(1.0, 0.0) is None
+    assert ratio(1.0, -2.0) is None
+
+
+def _recording_variant(label: str, role: Role, calls: list[tuple[str, int]], fail: bool = False) -> Variant:
+    @contextmanager
+    def session() -> Iterator[Batch]:
+        if fail:
+            raise Unavailable("not built yet")
+
+        def batch(n: int) -> None:
+            calls.append((label, n))
+
+        yield batch
+
+    return Variant(label, role, session)
+
+
+def _benchmark(variants: Sequence[Variant], rounds: int = 3) -> Benchmark:
+    @contextmanager
+    def setup() -> Iterator[Sequence[Variant]]:
+        yield variants
+
+    return Benchmark(
+        "synthetic", "test", "Synthetic", "", "none", setup, rounds=rounds, iterations=7, warmup=2
+    )
+
+
+def test_run_interleaves_rounds_and_reports_unavailable_variants() -> None:
+    calls: list[tuple[str, int]] = []
+    variants = [
+        _recording_variant("bare", "bare", calls),
+        _recording_variant("tracekit", "tracekit", calls, fail=True),
+        _recording_variant("peer", "peer", calls),
+    ]
+    result = run_benchmark(_benchmark(variants), log=lambda message: None)
+
+    # One untimed availability run each, then per round: warm-up (2) and timed (7) runs,
+    # in an order rotated from round to round.
+    assert calls[:2] == [("bare", 2), ("peer", 2)]
+    timed = [label for label, n in calls[2:] if n == 7]
+    assert timed == ["bare", "peer", "peer", "bare", "bare", "peer"]
+    assert [len(v.per_op) for v in result.variants] == [3, 0, 3]
+    tracekit = result.by_role("tracekit")
+    assert tracekit is not None
+    assert tracekit.unavailable == "not available: not built yet"
+    assert result.tracekit_ratio() is None
+
+
+def _result(per_role: dict[Role, list[float]], name: str = "synthetic") -> BenchmarkResult:
+    benchmark = _benchmark([])
+    benchmark = Benchmark(name, "test", "", "", "", benchmark.setup, 3, 1, 0)
+    return BenchmarkResult(
+        benchmark, [VariantResult(role, role, samples) for role, samples in per_role.items()]
+    )
+
+
+def test_budget_verdicts() -> None:
+    result = _result({"bare": [1e-6] * 3, "tracekit": [2e-6] * 3, "peer": [4e-6] * 3})
+    assert result.tracekit_ratio() == pytest.approx(1 / 3)
+    budgets = [
+        Budget(0, "synthetic", "ratio met", ratio_at_most(0.5)),
+        Budget(0, "synthetic", "ratio not met", ratio_at_most(0.25)),
+        Budget(0, "synthetic", "overhead met", overhead_at_most(1e-6)),
+        Budget(0, "synthetic", "overhead not met", overhead_at_most(0.5e-6)),
+        Budget(0, "elsewhere", "skipped: benchmark not run", ratio_at_most(1.0)),
+    ]
+    verdicts = evaluate([result], budgets)
+    assert [(v.budget.text, v.status) for v in verdicts] == [
+        ("ratio met", "met"),
+        ("ratio not met", "not met"),
+        ("overhead met", "met"),
+        ("overhead not met", "not met"),
+    ]
+
+
+def test_budget_is_not_measured_without_a_tracekit_figure() -> None:
+    result = _result({"bare": [1e-6] * 3, "peer": [4e-6] * 3})
+    [verdict] = evaluate([result], [Budget(0, "synthetic", "ratio", ratio_at_most(0.5))])
+    assert verdict.status == "not measured"
