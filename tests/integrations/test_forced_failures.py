@@ -1,0 +1,111 @@
+"""Forced failures inside tracekit's HTTP code never reach the caller nor change what it gets."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import urllib.request
+from collections.abc import Callable
+from typing import Any
+
+import aiohttp
+import httpx
+import pytest
+import requests
+import urllib3
+
+from tracekit import _http
+from tracekit.testing import SpanRecorder
+
+
+def _httpx(url: str) -> tuple[int, bytes]:
+    response = httpx.get(url)
+    return response.status_code, response.content
+
+
+def _requests(url: str) -> tuple[int, bytes]:
+    response = requests.get(url)
+    return response.status_code, response.content
+
+
+def _urllib3(url: str) -> tuple[int, bytes]:
+    response = urllib3.request("GET", url)
+    return response.status, response.data
+
+
+def _urllib(url: str) -> tuple[int, bytes]:
+    with urllib.request.urlopen(url) as response:
+        return response.status, response.read()
+
+
+def _aiohttp(url: str) -> tuple[int, bytes]:
+    async def main() -> tuple[int, bytes]:
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            return response.status, await response.read()
+
+    return asyncio.run(main())
+
+
+CLIENTS: dict[str, Callable[[str], tuple[int, bytes]]] = {
+    "httpx": _httpx,
+    "requests": _requests,
+    "urllib3": _urllib3,
+    "urllib": _urllib,
+    "aiohttp_client": _aiohttp,
+}
+
+ERRORS: dict[str, type[BaseException]] = {
+    "httpx": httpx.ConnectError,
+    "requests": requests.exceptions.ConnectionError,
+    "urllib3": urllib3.exceptions.MaxRetryError,
+    "urllib": urllib.error.URLError,
+    "aiohttp_client": aiohttp.ClientConnectorError,
+}
+
+
+def _fail(*args: Any, **kwargs: Any) -> Any:
+    raise RuntimeError("forced internal failure")
+
+
+@pytest.mark.parametrize("part", ["describe", "inject", "response_info"])
+@pytest.mark.parametrize("name", sorted(CLIENTS))
+def test_a_failure_in_the_wrapper_leaves_the_result_unchanged(
+    name: str,
+    part: str,
+    spans: SpanRecorder,
+    asgi_server: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    guarded_errors: list[tuple[str, BaseException]],
+) -> None:
+    url = asgi_server.url("/reply-headers")
+    expected = CLIENTS[name](url)
+    client = importlib.import_module(f"tracekit.integrations.{name}").CLIENT
+    monkeypatch.setattr(client, part, _fail)
+    assert CLIENTS[name](url) == expected
+    assert [(integration, str(exc)) for integration, exc in guarded_errors] == [
+        (name, "forced internal failure")
+    ]
+    guarded_errors.clear()
+    # One span from the first call. A failing describe makes none; a failing inject ends the span it
+    # had started; a failing response_info still ends its span. When the requests layer gives up,
+    # urllib3 underneath makes the span instead.
+    expected_spans = 1 + {"describe": 0, "inject": 1, "response_info": 1}[part]
+    if name == "requests" and part != "response_info":
+        expected_spans += 1
+    assert [span.name for span in spans.spans] == ["GET"] * expected_spans
+
+
+@pytest.mark.parametrize("name", sorted(CLIENTS))
+def test_a_failure_while_recording_an_exception_reraises_the_original(
+    name: str,
+    spans: SpanRecorder,
+    closed_port: int,
+    monkeypatch: pytest.MonkeyPatch,
+    guarded_errors: list[tuple[str, BaseException]],
+) -> None:
+    monkeypatch.setattr(_http, "qualified_name", _fail)
+    with pytest.raises(ERRORS[name]):
+        CLIENTS[name](f"http://127.0.0.1:{closed_port}/")
+    assert guarded_errors
+    assert {integration for integration, _ in guarded_errors} == {name}
+    guarded_errors.clear()
