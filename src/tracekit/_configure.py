@@ -13,7 +13,7 @@ from opentelemetry import trace
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.sdk.trace import TracerProvider
 
-from tracekit import _registry, _state
+from tracekit import _logs, _registry, _state
 from tracekit._logging import logger
 from tracekit._propagation import install_global
 from tracekit._settings import Settings, load
@@ -90,6 +90,7 @@ class Tracing:
                     install_global(self._previous_propagator)
             if _state.current is self:
                 _registry.uninstrument()
+                _logs.uninstall()
                 _state.current = None
                 _state.tracer = trace.NoOpTracer()
 
@@ -123,9 +124,11 @@ def configure(**overrides: Any) -> Tracing:
         )
         logger.setLevel(_LOG_LEVELS[settings.log_level])
         if settings.disabled:
-            logger.info("tracekit: tracing is disabled (OTEL_SDK_DISABLED); nothing installed")
+            logger.info("tracekit: tracing is disabled (OTEL_SDK_DISABLED); no spans are recorded")
             tracing = Tracing(settings, loaded.sources, None, None)
             _state.current = tracing
+            if settings.log_correlation:
+                _logs.install()  # empty ids, but format strings that use them keep working
             return tracing
 
         from tracekit._propagation import make_propagator
@@ -137,6 +140,8 @@ def configure(**overrides: Any) -> Tracing:
         tracing = Tracing(settings, loaded.sources, provider, previous_propagator)
         _state.current = tracing
         _state.tracer = provider.get_tracer("tracekit", __version__)
+        if settings.log_correlation:
+            _logs.install()
         for integration in integrations:
             _registry.enable(integration)
         logger.debug("tracekit: configured %r from %s", tracing, loaded.sources)

@@ -554,6 +554,12 @@ class Settings:
         Choice(LOG_LEVELS),
         "Level of tracekit's own logger, named tracekit.",
     )
+    log_correlation: bool = _setting(
+        True,
+        "TRACEKIT_LOG_CORRELATION",
+        Boolean(),
+        "Put trace_id, span_id, trace_sampled and service_name on every logging record.",
+    )
     instrument: Any = _setting(
         True,
         (),

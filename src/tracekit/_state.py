@@ -6,6 +6,8 @@ exactly one place to read it and one ``reset()`` that puts the process back as i
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from opentelemetry import trace
@@ -21,6 +23,10 @@ current: Tracing | None = None
 #: tracekit's own tracer. Until ``configure()`` runs it is the API's no-op tracer, so manual
 #: spans made at import time cost next to nothing and never fail.
 tracer: trace.Tracer = trace.NoOpTracer()
+
+#: The log record factory that ``configure()`` chained in front of the application's (it
+#: puts trace ids on records); ``None`` when log correlation is not installed.
+log_record_factory: Callable[..., logging.LogRecord] | None = None
 
 #: Names of the integrations asked for with ``instrument()`` and not since uninstrumented;
 #: a post-import hook patches a library only while its integration's name is in here.
