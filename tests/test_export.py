@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import gzip
+import http.client
 import logging
 import os
 import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -732,3 +736,134 @@ def test_exit_is_prompt_when_the_collector_is_down(
     else:
         expected = f"tracekit: spans still exporting after {limit:.1f} s at shutdown; giving up on them"
     assert expected in result.stderr.splitlines(), result.stderr
+
+
+# --------------------------------------------------------------------------- the receiver itself
+
+
+def post_raw(receiver: OTLPReceiver, path: str, body: bytes, headers: Mapping[str, str]) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", receiver.http_port, timeout=BOUND)
+    try:
+        connection.request("POST", path, body=body, headers=dict(headers))
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+def handmade_request() -> Any:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+    from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue, KeyValueList
+    from opentelemetry.proto.trace.v1.trace_pb2 import Span, Status
+
+    message = ExportTraceServiceRequest()
+    resource_spans = message.resource_spans.add()
+    resource_spans.resource.attributes.append(
+        KeyValue(key="service.name", value=AnyValue(string_value="raw"))
+    )
+    scope_spans = resource_spans.scope_spans.add()
+    scope_spans.scope.name = "handmade"
+    span = scope_spans.spans.add()
+    span.trace_id = bytes(range(16))
+    span.span_id = bytes(range(8))
+    span.name = "unspecified kind"
+    span.kind = Span.SPAN_KIND_UNSPECIFIED
+    span.status.CopyFrom(Status(code=Status.STATUS_CODE_OK))
+    span.attributes.append(KeyValue(key="blob", value=AnyValue(bytes_value=b"\x00\x01")))
+    span.attributes.append(KeyValue(key="empty", value=AnyValue()))
+    span.attributes.append(
+        KeyValue(
+            key="map",
+            value=AnyValue(
+                kvlist_value=KeyValueList(values=[KeyValue(key="n", value=AnyValue(int_value=7))])
+            ),
+        )
+    )
+    return message
+
+
+@pytest.mark.parametrize("encoding", [None, "gzip", "deflate"])
+def test_receiver_decodes_each_content_encoding(receiver: OTLPReceiver, encoding: str | None) -> None:
+    from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+
+    data = handmade_request().SerializeToString()
+    body = {None: data, "gzip": gzip.compress(data), "deflate": zlib.compress(data)}[encoding]
+    headers = {"Content-Type": "application/x-protobuf"}
+    if encoding is not None:
+        headers["Content-Encoding"] = encoding
+
+    status, answer = post_raw(receiver, "/v1/traces", body, headers)
+
+    assert (status, answer) == (200, ExportTraceServiceResponse().SerializeToString())
+    [span] = receiver.wait_for_spans(1, timeout=BOUND)
+    assert span.name == "unspecified kind"
+    assert span.kind is None
+    assert (span.trace_id, span.span_id, span.parent_span_id) == (
+        bytes(range(16)).hex(),
+        bytes(range(8)).hex(),
+        None,
+    )
+    assert (span.status_code, span.status_message) == (StatusCode.OK, "")
+    assert span.attributes == {"blob": b"\x00\x01", "empty": None, "map": {"n": 7}}
+    assert span.resource == {"service.name": "raw"}
+    assert (span.scope_name, span.scope_version) == ("handmade", "")
+    [request] = receiver.requests
+    assert (request.content_encoding, request.body_size) == (encoding, len(body))
+
+
+def test_receiver_refuses_what_is_not_an_otlp_protobuf_export() -> None:
+    protobuf = {"Content-Type": "application/x-protobuf"}
+    with OTLPReceiver(max_body_bytes=1024) as receiver:
+        results = [
+            post_raw(receiver, "/v1/metrics", b"", protobuf)[0],
+            post_raw(receiver, "/v1/traces", b"{}", {"Content-Type": "application/json"})[0],
+            post_raw(receiver, "/v1/traces", b"\xff\xff\xff", protobuf)[0],
+            post_raw(
+                receiver, "/v1/traces", gzip.compress(b"\0" * 4096), {**protobuf, "Content-Encoding": "gzip"}
+            )[0],
+            post_raw(receiver, "/v1/traces", b"x", {**protobuf, "Content-Encoding": "br"})[0],
+            post_raw(receiver, "/v1/traces", b"\0" * 2048, protobuf)[0],
+        ]
+        errors = receiver.errors
+        assert (receiver.span_count, receiver.requests) == (0, [])
+
+    assert results == [404, 415, 400, 413, 415, 413]
+    assert errors[0] == "http: POST /v1/metrics: only /v1/traces is served"
+    assert errors[1] == "http: Content-Type 'application/json' (only application/x-protobuf)"
+    assert errors[2].startswith("http: body is not an ExportTraceServiceRequest: ")
+    assert errors[3:] == [
+        "http: body is larger than 1024 bytes once decompressed",
+        "http: Content-Encoding 'br' is not supported (gzip, deflate)",
+        "http: body of 2048 bytes is too large",
+    ]
+
+
+def test_receiver_waits_are_bounded(receiver: OTLPReceiver) -> None:
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match=r"expected 1 spans within 0.2 s, received 0: \[\]; errors: \[\]"):
+        receiver.wait_for_spans(1, timeout=0.2)
+    assert time.monotonic() - started < 1.0
+
+
+def test_receiver_is_loopback_only_and_stops_with_open_connections() -> None:
+    import requests
+
+    receiver = OTLPReceiver().start()
+    assert receiver.http_endpoint == f"http://127.0.0.1:{receiver.http_port}"
+    assert receiver.grpc_endpoint == f"http://127.0.0.1:{receiver.grpc_port}"
+    with requests.Session() as session:  # keeps its connection open after the request
+        response = session.post(
+            receiver.http_traces_endpoint,
+            data=b"",
+            headers={"Content-Type": "application/x-protobuf"},
+            timeout=BOUND,
+        )
+        assert response.status_code == 200
+
+        started = time.monotonic()
+        receiver.stop()
+        assert time.monotonic() - started < 2.0
+
+    assert [t.name for t in threading.enumerate() if t.name.startswith("otlp-receiver")] == []
+    with pytest.raises(RuntimeError, match="not running"):
+        _ = receiver.http_port

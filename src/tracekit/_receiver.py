@@ -559,6 +559,9 @@ class _HTTPHandler(BaseHTTPRequestHandler):
         encoding = (self.headers.get("Content-Encoding") or "").strip().lower() or None
         try:
             data = _decompress(body, encoding, receiver.max_body_bytes)
+        except _TooLarge as exc:
+            self._refuse(HTTPStatus.REQUEST_ENTITY_TOO_LARGE, f"http: {exc}")
+            return
         except ValueError as exc:
             self._refuse(HTTPStatus.UNSUPPORTED_MEDIA_TYPE, f"http: {exc}")
             return
@@ -613,6 +616,10 @@ class _HTTPHandler(BaseHTTPRequestHandler):
 # ---------------------------------------------------------------------- decoding
 
 
+class _TooLarge(ValueError):
+    pass
+
+
 def _decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     if encoding in (None, "identity"):
         return body
@@ -627,7 +634,7 @@ def _decompress(body: bytes, encoding: str | None, limit: int) -> bytes:
     except zlib.error as exc:
         raise ValueError(f"body is not valid {encoding}: {exc}") from None
     if len(data) > limit:
-        raise ValueError(f"body is larger than {limit} bytes once decompressed")
+        raise _TooLarge(f"body is larger than {limit} bytes once decompressed")
     if not decompressor.eof:
         raise ValueError(f"body is not complete {encoding} data")
     return data
