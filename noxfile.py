@@ -20,6 +20,7 @@ TEST_DEPS = [
     "grpcio>=1.60",
     "opentelemetry-proto>=1.39",
     "trustme>=1.1",
+    "structlog>=24.1",
 ]
 
 
