@@ -21,6 +21,12 @@ TEST_DEPS = [
     "opentelemetry-proto>=1.39",
     "trustme>=1.1",
     "structlog>=24.1",
+    # HTTP client integrations and the servers their tests run against
+    "requests>=2.25",
+    "urllib3>=2.0",
+    "aiohttp>=3.12",
+    "uvicorn>=0.30",
+    "starlette>=0.37",
 ]
 
 
