@@ -342,7 +342,7 @@ def test_traces_headers_variable_wins_over_the_general_one(
 def test_keyword_headers_win_over_the_environment(
     receiver: OTLPReceiver, monkeypatch: pytest.MonkeyPatch, protocol: str
 ) -> None:
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=from-env")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-tenant=from-env,x-env-only=1")
 
     tracing = tracekit.configure(
         service_name="headers",
@@ -355,6 +355,7 @@ def test_keyword_headers_win_over_the_environment(
     receiver.wait_for_spans(3, timeout=BOUND)
     [request] = receiver.requests
     assert request.headers["x-tenant"] == "from keyword"
+    assert "x-env-only" not in request.headers  # the keyword replaces the variable, it does not merge
 
 
 # --------------------------------------------------------------------------- endpoint rules
