@@ -2,19 +2,125 @@
 
 The official OpenTelemetry propagators do the work: W3C Trace Context and Baggage from
 ``opentelemetry-api``, B3 from ``opentelemetry-propagator-b3`` and Jaeger from
-``opentelemetry-propagator-jaeger``.
+``opentelemetry-propagator-jaeger``. B3 and Jaeger extraction is guarded by header checks those
+two lack (see :class:`_Checked`); tests/test_propagation.py shows what each check is for.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
+from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.propagators.composite import CompositePropagator
-from opentelemetry.propagators.textmap import TextMapPropagator
+from opentelemetry.propagators.textmap import (
+    CarrierT,
+    Getter,
+    Setter,
+    TextMapPropagator,
+    default_getter,
+    default_setter,
+)
 
 __all__ = ["install_global", "make_propagator"]
+
+
+class _Checked(TextMapPropagator):
+    """An official propagator, with the header checks it lacks.
+
+    ``extract`` first asks ``well_formed`` whether the carrier's headers are parseable by
+    the format's grammar, and ignores them when they are not; and when the official
+    propagator would store an invalid span context it keeps the context it was given, as
+    the OpenTelemetry propagators API requires (a later, unparseable format must not
+    discard a context an earlier format extracted). ``rewrite`` adjusts injected values.
+    """
+
+    def __init__(
+        self,
+        inner: TextMapPropagator,
+        well_formed: Callable[[Getter[Any], Any], bool],
+        rewrite: Callable[[str, str], str] | None = None,
+    ) -> None:
+        self.inner = inner
+        self._well_formed = well_formed
+        self._rewrite = rewrite
+
+    def extract(
+        self,
+        carrier: CarrierT,
+        context: Context | None = None,
+        getter: Getter[CarrierT] = default_getter,
+    ) -> Context:
+        if context is None:
+            context = Context()
+        if not self._well_formed(getter, carrier):
+            return context
+        extracted = self.inner.extract(carrier, context, getter)
+        span = trace.get_current_span(extracted)
+        if span is not trace.get_current_span(context) and not span.get_span_context().is_valid:
+            return context
+        return extracted
+
+    def inject(
+        self,
+        carrier: CarrierT,
+        context: Context | None = None,
+        setter: Setter[CarrierT] = default_setter,
+    ) -> None:
+        if self._rewrite is not None:
+            setter = _RewritingSetter(setter, self._rewrite)
+        self.inner.inject(carrier, context, setter)
+
+    @property
+    def fields(self) -> set[str]:
+        return self.inner.fields
+
+
+class _RewritingSetter(Setter[CarrierT]):
+    def __init__(self, setter: Setter[CarrierT], rewrite: Callable[[str, str], str]) -> None:
+        self._setter = setter
+        self._rewrite = rewrite
+
+    def set(self, carrier: CarrierT, key: str, value: str) -> None:
+        self._setter.set(carrier, key, self._rewrite(key, value))
+
+
+def _first(values: Iterable[str] | None) -> str | None:
+    return next(iter(values), None) if values is not None else None
+
+
+def _b3_well_formed(getter: Getter[Any], carrier: Any) -> bool:
+    # The official B3 id patterns use \d, which also matches non-ASCII digits ("\u0661"
+    # would be read as 1): only ASCII ids are hex.
+    for key in ("b3", "x-b3-traceid", "x-b3-spanid"):
+        value = _first(getter.get(carrier, key))
+        if value is not None and not value.isascii():
+            return False
+    return True
+
+
+# {trace-id}:{span-id}:{parent-span-id}:{flags}, each in base16 (shorter ids are 0-padded)
+_UBER_TRACE_ID = re.compile(r"[0-9a-fA-F]{1,32}:[0-9a-fA-F]{1,16}:[0-9a-fA-F]{1,16}:[0-9a-fA-F]{1,2}")
+
+
+def _jaeger_well_formed(getter: Getter[Any], carrier: Any) -> bool:
+    # The official propagator reads each field with int(field, 16), which also takes
+    # "0x1f", "1_f", "-1f", " 1f " and non-ASCII digits.
+    header = _first(getter.get(carrier, "uber-trace-id"))
+    return not header or _UBER_TRACE_ID.fullmatch(header.strip()) is not None
+
+
+def _jaeger_flags(key: str, value: str) -> str:
+    # The official propagator sets the Jaeger debug flag (0x02) on every sampled span, and
+    # copies other W3C trace flags into the Jaeger bitmap: send only the sampled bit.
+    head, sep, flags = value.rpartition(":")
+    if key != "uber-trace-id" or not sep:
+        return value
+    return f"{head}:{int(flags, 16) & 0x01:02x}"
 
 
 def _tracecontext() -> TextMapPropagator:
@@ -32,19 +138,19 @@ def _baggage() -> TextMapPropagator:
 def _b3() -> TextMapPropagator:
     from opentelemetry.propagators.b3 import B3SingleFormat
 
-    return B3SingleFormat()
+    return _Checked(B3SingleFormat(), _b3_well_formed)
 
 
 def _b3multi() -> TextMapPropagator:
     from opentelemetry.propagators.b3 import B3MultiFormat
 
-    return B3MultiFormat()
+    return _Checked(B3MultiFormat(), _b3_well_formed)
 
 
 def _jaeger() -> TextMapPropagator:
     from opentelemetry.propagators.jaeger import JaegerPropagator
 
-    return JaegerPropagator()
+    return _Checked(JaegerPropagator(), _jaeger_well_formed, _jaeger_flags)
 
 
 _FACTORIES: dict[str, Callable[[], TextMapPropagator]] = {
