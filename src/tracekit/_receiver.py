@@ -489,14 +489,18 @@ class _HTTPServer(ThreadingHTTPServer):
         try:
             request.settimeout(_HTTPHandler.timeout)
             if self.ssl_context is not None:
+                connection = self.ssl_context.wrap_socket(
+                    request, server_side=True, do_handshake_on_connect=False
+                )
+            with self._connections_lock:
+                self._connections.add(connection)
+            if isinstance(connection, ssl.SSLSocket):
                 try:
-                    connection = self.ssl_context.wrap_socket(request, server_side=True)
+                    connection.do_handshake()  # registered first: stop() can interrupt a stalled one
                 except (ssl.SSLError, OSError) as exc:
                     if not self._closing:
                         self.receiver._record_error(f"http: TLS handshake failed: {exc}")
                     return
-            with self._connections_lock:
-                self._connections.add(connection)
             self.finish_request(connection, client_address)
         except Exception as exc:
             if not self._closing:
