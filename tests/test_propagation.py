@@ -680,9 +680,13 @@ def test_valid_traceparent_is_read_exactly(
 @given(fields=valid_b3_fields, upper=st.booleans(), keep=st.booleans())
 @settings(max_examples=300, deadline=None)
 def test_valid_b3_single_header_is_read_exactly(fields: list[str], upper: bool, keep: bool) -> None:
-    header = "-".join(fields)
-    header = header.upper() if upper else header
-    _check(make_propagator(["b3"]), {"b3": header}, _b3_single(header), keep)
+    ids = [field.upper() for field in fields[:2]] if upper else fields[:2]
+    header = "-".join([*ids, *fields[2:]])
+    trace_id, span_id = int(fields[0], 16), int(fields[1], 16)
+    sampled = len(fields) == 2 or fields[2] in ("1", "d")  # no sampling state: deferred
+    expected = (trace_id, span_id, sampled) if trace_id and span_id else None
+    assert _b3_single(header) == expected
+    _check(make_propagator(["b3"]), {"b3": header}, expected, keep)
 
 
 @given(
@@ -699,14 +703,22 @@ def test_valid_b3_multi_headers_are_read_exactly(
     trace_id: str, span_id: str, extra: dict[str, str], keep: bool
 ) -> None:
     headers = {"x-b3-traceid": trace_id, "x-b3-spanid": span_id, **extra}
-    _check(make_propagator(["b3multi"]), headers, _b3_multi(headers), keep)
+    sampled = extra.get("x-b3-sampled") in ("1", "true") or "x-b3-flags" in extra
+    expected = (
+        (int(trace_id, 16), int(span_id, 16), sampled) if int(trace_id, 16) and int(span_id, 16) else None
+    )
+    assert _b3_multi(headers) == expected
+    _check(make_propagator(["b3multi"]), headers, expected, keep)
 
 
 @given(fields=valid_uber_fields, keep=st.booleans())
 @settings(max_examples=300, deadline=None)
 def test_valid_uber_trace_id_is_read_exactly(fields: list[str], keep: bool) -> None:
     header = ":".join(fields)
-    _check(make_propagator(["jaeger"]), {"uber-trace-id": header}, _uber_trace_id(header), keep)
+    trace_id, span_id, flags = int(fields[0], 16), int(fields[1], 16), int(fields[3], 16)
+    expected = (trace_id, span_id, bool(flags & 1)) if trace_id and span_id else None
+    assert _uber_trace_id(header) == expected
+    _check(make_propagator(["jaeger"]), {"uber-trace-id": header}, expected, keep)
 
 
 @pytest.mark.parametrize(
