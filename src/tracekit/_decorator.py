@@ -127,12 +127,15 @@ def _start(spec: _Spec, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tup
             if (dropped[0] is parent and dropped[1] is tracer) or _child_is_dropped(tracer, parent):
                 return None
         span = tracer.start_span(spec.name, parent_context, spec.kind, spec.attributes, spec.links)
-        if spec.record_args and span.is_recording():
-            _record_args(span, spec, args, kwargs)
-        return span, _set_span_in_context(span, parent_context)
     except Exception as exc:
         report(_INTEGRATION, exc)
         return None
+    if spec.record_args and span.is_recording():
+        try:
+            _record_args(span, spec, args, kwargs)
+        except Exception as exc:
+            report(_INTEGRATION, exc)
+    return span, _set_span_in_context(span, parent_context)
 
 
 def _end(
