@@ -760,7 +760,9 @@ def test_otlp_variable_invalid(
     traces = prefix.endswith("TRACES_")
     setting = _setting_of(var)
     if name == "ENDPOINT":
-        fallback_doc = "(unset)" if traces else "http://localhost:4318 (grpc: http://localhost:4317)"
+        fallback_doc = (
+            "endpoint + /v1/traces" if traces else "http://localhost:4318 (grpc: http://localhost:4317)"
+        )
     extra: dict[str, Any] = {}
     if name == "INSECURE":
         extra = {"protocol": "grpc", "endpoint": "collector.example:4317"}
@@ -770,7 +772,8 @@ def test_otlp_variable_invalid(
     tracing = configure_with(monkeypatch, {var: value}, **extra)
 
     message = one_warning(caplog)
-    assert message.startswith(f"tracekit: {var}={value!r} is not valid (")
+    shown = "<value hidden; keys: none>" if name == "HEADERS" else repr(value)
+    assert message.startswith(f"tracekit: {var}={shown} is not valid (")
     assert message.endswith(f"; using the default ({fallback_doc}) instead")
     assert getattr(tracing.settings, setting) == fallback
     assert tracing.sources[setting] == "default"
@@ -864,7 +867,8 @@ def test_invalid_traces_specific_variable_falls_back_to_generic(
     specific_var, generic_var = f"OTEL_EXPORTER_OTLP_TRACES_{name}", f"OTEL_EXPORTER_OTLP_{name}"
     tracing = configure_with(monkeypatch, {generic_var: generic, specific_var: bad}, exporters=[])
     message = one_warning(caplog)
-    assert message.startswith(f"tracekit: {specific_var}={bad!r} is not valid (")
+    shown = "<value hidden; keys: none>" if name == "HEADERS" else repr(bad)
+    assert message.startswith(f"tracekit: {specific_var}={shown} is not valid (")
     assert message.endswith(f"; using {generic_var} instead")
     setting = _setting_of(generic_var)
     assert getattr(tracing.settings, setting) == expected
@@ -883,7 +887,8 @@ def test_invalid_traces_endpoint_falls_back_to_the_base_endpoint(
     )
     assert one_warning(caplog) == (
         "tracekit: OTEL_EXPORTER_OTLP_TRACES_ENDPOINT='collector.example' is not valid "
-        "(an endpoint without a scheme needs a port (host:port)); using the default ((unset)) instead"
+        "(an endpoint without a scheme needs a port (host:port)); "
+        "using the default (endpoint + /v1/traces) instead"
     )
     assert http_exporter_view(only_exporter(tracing))["endpoint"] == "http://base.example:4318/v1/traces"
 
@@ -1388,3 +1393,15 @@ def test_module_level_shutdown_restores_the_previous_propagator() -> None:
     tracekit.shutdown()
     assert propagate.get_global_textmap() is before
     tracekit.shutdown()  # a second call is a no-op
+
+
+def test_export_header_values_never_reach_the_log(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="tracekit")
+    environ = {"OTEL_EXPORTER_OTLP_HEADERS": "x-api-key=s3cr3t-value,Bearer hunter2"}
+    loaded = load({}, environ)
+    assert loaded.settings.headers == {"x-api-key": "s3cr3t-value"}
+    text = "\n".join(record.getMessage() for record in caplog.records)
+    assert "s3cr3t-value" not in text
+    assert "hunter2" not in text
+    assert "malformed pair number 2 skipped" in text
+    assert "keys: x-api-key" in text

@@ -70,6 +70,10 @@ class Kind(Generic[T]):
             return self.parse(value)
         raise ValueError(f"expected {self.accepts}")
 
+    def display(self, raw: str) -> str:
+        """``raw`` as it may appear in a log line."""
+        return repr(raw)
+
 
 class Text(Kind[str]):
     accepts = "a non-empty string"
@@ -225,16 +229,21 @@ class KeyValues(Kind[Mapping[str, str]]):
 
     accepts = "comma-separated key=value pairs, values percent-encoded (or a dict)"
 
+    def __init__(self, *, secret: bool = False) -> None:
+        #: Values may be credentials (export headers): never repeat them in a log line.
+        self.secret = secret
+
     def parse(self, raw: str) -> Mapping[str, str]:
         pairs: dict[str, str] = {}
         problems: list[str] = []
-        for item in raw.split(","):
+        for position, item in enumerate(raw.split(","), start=1):
             if not item.strip():
                 continue
             key, sep, value = item.partition("=")
             key = unquote(key.strip())
             if not sep or not key:
-                problems.append(f"malformed pair {item.strip()!r} skipped (expected key=value)")
+                shown = f"number {position}" if self.secret else repr(item.strip())
+                problems.append(f"malformed pair {shown} skipped (expected key=value)")
                 continue
             pairs[key] = unquote(value.strip())
         if problems:
@@ -247,6 +256,12 @@ class KeyValues(Kind[Mapping[str, str]]):
         if isinstance(value, Mapping) and all(isinstance(k, str) and k for k in value):
             return {str(k): str(v) for k, v in value.items()}
         raise ValueError(f"expected {self.accepts}")
+
+    def display(self, raw: str) -> str:
+        if not self.secret:
+            return repr(raw)
+        keys = [item.partition("=")[0].strip() for item in raw.split(",") if "=" in item]
+        return "<value hidden; keys: " + (", ".join(keys) or "none") + ">"
 
 
 class Endpoint(Kind[str]):
@@ -448,12 +463,16 @@ class Settings:
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
         Endpoint(),
         "OTLP URL for traces, used exactly as given; wins over endpoint.",
+        default_doc="endpoint + /v1/traces",
     )
     protocol: str = _setting(
         "http/protobuf", _otlp("PROTOCOL"), Choice(PROTOCOLS), "OTLP transport: http/protobuf or grpc."
     )
     headers: Mapping[str, str] = _setting(
-        {}, _otlp("HEADERS"), KeyValues(), "Headers (gRPC metadata) sent with every export request."
+        {},
+        _otlp("HEADERS"),
+        KeyValues(secret=True),
+        "Headers (gRPC metadata) sent with every export request.",
     )
     timeout: float = _setting(
         10.0,
@@ -699,13 +718,25 @@ def _from_environment(decl: Declaration, envs: Sequence[str], environ: Mapping[s
         except PartialValue as exc:
             problem = "; ".join(exc.problems)
             if exc.value:
-                logger.warning("tracekit: %s=%r: %s; using %s", var, raw, problem, _describe_kept(exc.value))
+                logger.warning(
+                    "tracekit: %s=%s: %s; using %s",
+                    var,
+                    decl.kind.display(raw),
+                    problem,
+                    _describe_kept(exc.value),
+                )
                 return exc.value, var
         except ValueError as exc:
             problem = str(exc)
         value, source = _from_environment(decl, envs[position + 1 :], environ)
         fallback = f"{source}" if source != "default" else f"the default ({decl.describe_default()})"
-        logger.warning("tracekit: %s=%r is not valid (%s); using %s instead", var, raw, problem, fallback)
+        logger.warning(
+            "tracekit: %s=%s is not valid (%s); using %s instead",
+            var,
+            decl.kind.display(raw),
+            problem,
+            fallback,
+        )
         return value, source
     return decl.default, "default"
 
