@@ -18,7 +18,14 @@ from pathlib import Path
 from benchmarks import export, http_clients, http_servers, manual_spans, propagation, startup
 from benchmarks._budgets import evaluate
 from benchmarks._harness import Benchmark, BenchmarkResult, Scale, run_benchmark
-from benchmarks._report import ROOT, Section, render_benchmark, render_budgets, render_document
+from benchmarks._report import (
+    ROOT,
+    Section,
+    load_average,
+    render_benchmark,
+    render_budgets,
+    render_document,
+)
 
 #: Families timed by the harness, in the order they run.
 TIMED: dict[str, Callable[[Scale], list[Benchmark]]] = {
@@ -71,6 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     wanted = set(args.names)
 
+    load_before = load_average()
     started = time.perf_counter()
     sections: list[BenchmarkResult | Section] = []
     for family in [*TIMED, *CUSTOM]:
@@ -99,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if output is None and not wanted and not args.quick:
         output = DEFAULT_OUTPUT
     if output is not None:
-        output.write_text(render_document(sections, verdicts, argv, elapsed), encoding="utf-8")
+        output.write_text(render_document(sections, verdicts, argv, elapsed, load_before), encoding="utf-8")
         _log(f"wrote {output}")
     return 0
 

@@ -27,6 +27,7 @@ __all__ = [
     "Batch",
     "Benchmark",
     "BenchmarkResult",
+    "Clock",
     "Role",
     "Scale",
     "Session",
@@ -45,6 +46,11 @@ __all__ = [
 ]
 
 Role = Literal["bare", "tracekit", "peer", "reference"]
+
+#: ``cpu`` is this process's CPU time (every thread, so export workers count too): what the
+#: workload costs, unmoved by other processes competing for the cores. ``wall`` is elapsed
+#: time, for workloads that wait on another process (a server, a child process).
+Clock = Literal["cpu", "wall"]
 
 #: Runs the workload ``n`` times.
 Batch = Callable[[int], object]
@@ -96,6 +102,9 @@ class Benchmark:
     iterations: int
     warmup: int
     unit: Literal["µs", "ms"] = "µs"
+    clock: Clock = "cpu"
+    #: Also report the median on the other clock (not for child processes: their CPU is not ours).
+    show_other_clock: bool = True
 
 
 @dataclass(frozen=True)
@@ -107,11 +116,12 @@ class Summary:
 
 @dataclass
 class VariantResult:
-    """Seconds per operation in each round, or why there are none."""
+    """Seconds per operation in each round on the benchmark's clock (and the other), or why there are none."""
 
     label: str
     role: Role
     per_op: list[float] = field(default_factory=list)
+    other_clock: list[float] = field(default_factory=list)
     unavailable: str | None = None
 
     @property
@@ -208,16 +218,20 @@ def fixed(batch: Batch) -> Iterator[Batch]:
 _UNAVAILABLE = (Unavailable, ImportError, AttributeError)
 
 
-def _time_once(variant: Variant, iterations: int, warmup: int) -> float:
-    """Switch ``variant`` on, warm it up, time ``iterations`` operations, switch it off."""
+def _time_once(variant: Variant, iterations: int, warmup: int) -> tuple[float, float]:
+    """Switch ``variant`` on, warm it up, time ``iterations`` operations, switch it off.
+
+    Returns seconds per operation of CPU time and of wall time.
+    """
     with variant.session() as batch:
         if warmup:
             batch(warmup)
         gc.collect()
-        start = time.perf_counter()
+        cpu, wall = time.process_time(), time.perf_counter()
         batch(iterations)
-        elapsed = time.perf_counter() - start
-    return elapsed / iterations
+        wall = time.perf_counter() - wall
+        cpu = time.process_time() - cpu
+    return cpu / iterations, wall / iterations
 
 
 def _describe(exc: BaseException) -> str:
@@ -226,39 +240,50 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"
 
 
+def _first_runs(variants: Sequence[Variant], results: list[VariantResult], warmup: int) -> None:
+    """Run each variant once, untimed: imports, caches, connections, and whether it runs at all."""
+    for variant, result in zip(variants, results, strict=True):
+        try:
+            _time_once(variant, max(1, warmup), 0)
+        except _UNAVAILABLE as exc:
+            result.unavailable = "not available: " + _describe(exc)
+        except Exception as exc:
+            if variant.role == "bare":
+                raise
+            result.unavailable = "failed: " + _describe(exc)
+
+
+def _rounds(benchmark: Benchmark, variants: Sequence[Variant], results: list[VariantResult]) -> None:
+    active = [i for i, result in enumerate(results) if result.unavailable is None]
+    for round_index in range(benchmark.rounds):
+        for i in rotated(active, round_index):
+            result = results[i]
+            if result.unavailable is not None:
+                continue
+            try:
+                cpu, wall = _time_once(variants[i], benchmark.iterations, benchmark.warmup)
+            except Exception as exc:
+                if variants[i].role == "bare":
+                    raise
+                result.unavailable = f"failed in round {round_index + 1}: " + _describe(exc)
+                result.per_op.clear()
+                continue
+            primary, other = (cpu, wall) if benchmark.clock == "cpu" else (wall, cpu)
+            result.per_op.append(primary)
+            result.other_clock.append(other)
+
+
 def run_benchmark(benchmark: Benchmark, log: Callable[[str], None] = print) -> BenchmarkResult:
     """Measure every variant of ``benchmark`` in interleaved rounds.
 
-    Each variant first runs once untimed (imports, caches, connections, and the check that
-    it is available at all). A variant whose session fails in a later round is marked as
-    failed; the other variants go on.
+    A variant that is not available, or that fails, is reported as such and the others go
+    on; only a failing bare variant (or set-up) fails the whole benchmark.
     """
     try:
         with benchmark.setup() as variants:
             results = [VariantResult(v.label, v.role) for v in variants]
-            for variant, result in zip(variants, results, strict=True):
-                try:
-                    _time_once(variant, max(1, benchmark.warmup), 0)
-                except _UNAVAILABLE as exc:
-                    result.unavailable = "not available: " + _describe(exc)
-                except Exception as exc:
-                    if variant.role == "bare":
-                        raise
-                    result.unavailable = "failed: " + _describe(exc)
-            active = [i for i, r in enumerate(results) if r.unavailable is None]
-            for round_index in range(benchmark.rounds):
-                for i in rotated(active, round_index):
-                    if results[i].unavailable is not None:
-                        continue
-                    try:
-                        results[i].per_op.append(
-                            _time_once(variants[i], benchmark.iterations, benchmark.warmup)
-                        )
-                    except Exception as exc:
-                        if variants[i].role == "bare":
-                            raise
-                        results[i].unavailable = f"failed in round {round_index + 1}: " + _describe(exc)
-                        results[i].per_op.clear()
+            _first_runs(variants, results, benchmark.warmup)
+            _rounds(benchmark, variants, results)
             return BenchmarkResult(benchmark, results)
     except Exception as exc:
         log(f"  {benchmark.name}: error: {_describe(exc)}")

@@ -14,7 +14,7 @@ from pathlib import Path
 from benchmarks._budgets import Verdict
 from benchmarks._harness import BenchmarkResult, summarize
 
-__all__ = ["Section", "format_quantity", "render_benchmark", "render_document"]
+__all__ = ["Section", "format_quantity", "load_average", "render_benchmark", "render_document"]
 
 #: Distributions whose versions decide the figures.
 DISTRIBUTIONS = (
@@ -75,6 +75,9 @@ def _signed(seconds: float, unit: str) -> str:
     return text if seconds < 0 else "+" + text
 
 
+_CLOCKS = {"cpu": "CPU time of this process", "wall": "wall time"}
+
+
 def render_benchmark(result: BenchmarkResult) -> str:
     """The table of one timed benchmark."""
     bench = result.benchmark
@@ -82,18 +85,21 @@ def render_benchmark(result: BenchmarkResult) -> str:
     if result.error is not None:
         lines += [f"**Could not run:** {result.error}", ""]
         return "\n".join(lines)
+    clock = _CLOCKS[bench.clock]
+    other = _CLOCKS["wall" if bench.clock == "cpu" else "cpu"]
     lines += [
-        f"{bench.rounds} rounds x {bench.iterations} operations per variant, interleaved. "
-        f"Switching: {bench.switching}.",
+        f"{bench.rounds} rounds x {bench.iterations} operations per variant, interleaved; times are "
+        f"{clock}. Switching: {bench.switching}.",
         "",
         "| variant | per operation (median) | min to max over rounds | overhead over bare | "
-        "overhead ÷ peer's |",
-        "| --- | --- | --- | --- | --- |",
+        "overhead ÷ peer's |" + (f" {other} (median) |" if bench.show_other_clock else ""),
+        "| --- | --- | --- | --- | --- |" + (" --- |" if bench.show_other_clock else ""),
     ]
     peer = result.overhead("peer")
     for variant in result.variants:
         if not variant.available:
-            lines.append(f"| {variant.label} | {variant.unavailable or 'no data'} | | | |")
+            blank = " |" * (4 if bench.show_other_clock else 3)
+            lines.append(f"| {variant.label} | {variant.unavailable or 'no data'} |{blank}")
             continue
         summary = summarize(variant.per_op)
         overhead = result.overhead_of(variant)
@@ -110,6 +116,11 @@ def render_benchmark(result: BenchmarkResult) -> str:
             f"| {variant.label} | {format_quantity(summary.median, bench.unit)} | "
             f"{format_quantity(summary.low, bench.unit)} to {format_quantity(summary.high, bench.unit)} | "
             f"{overhead_text} | {ratio_text} |"
+            + (
+                f" {format_quantity(summarize(variant.other_clock).median, bench.unit)} |"
+                if bench.show_other_clock
+                else ""
+            )
         )
     lines.append("")
     return "\n".join(lines)
@@ -161,12 +172,21 @@ def command_line(argv: Sequence[str]) -> str:
     return " ".join(["python -m benchmarks", *argv])
 
 
-def render_environment(argv: Sequence[str], elapsed: float) -> str:
+def load_average() -> str:
+    """The 1-minute load average, or "unknown"; other work on the machine widens the ranges."""
+    try:
+        return f"{os.getloadavg()[0]:.2f}"
+    except OSError:
+        return "unknown"
+
+
+def render_environment(argv: Sequence[str], elapsed: float, load_before: str) -> str:
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
         f"- Command: `{command_line(argv)}` (from the repository root; took {elapsed / 60:.1f} minutes)",
         f"- Date: {now}; tracekit at commit {_commit()}",
-        f"- Machine: {_cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}",
+        f"- Machine: {_cpu_model()}, {os.cpu_count()} cores, {platform.system()} {platform.release()}; "
+        f"load average {load_before} when the run started, {load_average()} when it ended",
         f"- Python: {platform.python_implementation()} {platform.python_version()}",
         "- Versions: "
         + ", ".join(f"{name} {version}" for name in DISTRIBUTIONS if (version := _version(name)) is not None),
@@ -203,8 +223,9 @@ def render_document(
     verdicts: Sequence[Verdict],
     argv: Sequence[str],
     elapsed: float,
+    load_before: str,
 ) -> str:
-    parts = [_INTRO, "## How these figures were made", "", render_environment(argv, elapsed), ""]
+    parts = [_INTRO, "## How these figures were made", "", render_environment(argv, elapsed, load_before), ""]
     parts += ["## Budgets", "", render_budgets(verdicts), ""]
     family = None
     for section in sections:

@@ -1,7 +1,7 @@
 """Export throughput to a local OTLP receiver over http/protobuf and gRPC, with peak memory.
 
-Each run is a process of its own (``benchmarks._export_child``), so that peak memory
-(``ru_maxrss``) belongs to one variant only. The receiver is tracekit's own
+Each run is a process of its own (``benchmarks._export_child``), so that its peak memory
+belongs to one variant only. The receiver is tracekit's own
 ``OTLPReceiver`` (it decodes every request into the official protobuf messages) and runs in
 this process, on the other core, while the child works. Runs are interleaved: every repeat
 runs every protocol and variant once, in rotated order.
@@ -53,7 +53,7 @@ def local_receiver() -> Iterator[Endpoints]:
 class _Runs:
     seconds: list[float] = field(default_factory=list)
     making: list[float] = field(default_factory=list)
-    maxrss_kib: list[int] = field(default_factory=list)
+    peak_kib: list[int] = field(default_factory=list)
     receiver_cpu: list[float] = field(default_factory=list)
     problem: str | None = None
 
@@ -87,14 +87,14 @@ def _run_child(variant: str, protocol: str, receiver: Endpoints, spans: int, run
         return
     runs.seconds.append(figures["seconds"])
     runs.making.append(figures["making_seconds"])
-    runs.maxrss_kib.append(figures["maxrss_kib"])
+    runs.peak_kib.append(figures["peak_kib"])
     runs.receiver_cpu.append(cpu / wall)
 
 
 def _row(label: str, protocol: str, variant: str, runs: _Runs, spans: int) -> str:
-    if runs.problem is not None or not runs.maxrss_kib:
+    if runs.problem is not None or not runs.peak_kib:
         return f"| {protocol} | {label} | {runs.problem or 'no data'} | | | | |"
-    memory = f"{statistics.median(runs.maxrss_kib) / 1024:.1f} MiB"
+    memory = f"{statistics.median(runs.peak_kib) / 1024:.1f} MiB"
     if variant == "bare":
         return f"| {protocol} | {label} | — | — | — | {memory} | — |"
     rates = [spans / s for s in runs.seconds]
@@ -131,10 +131,11 @@ def run(scale: Scale, log: Callable[[str], None] = print) -> list[Section]:
         "of the flush, once every span has arrived (the receiver's count is checked). Both sides use "
         f"batches of 512 and a queue of {spans:,}, so nothing is dropped. Medians of {repeats} runs.",
         "",
-        "Switching: one subprocess per run (peak memory is per process).",
+        "Switching: one subprocess per run. Peak memory is the child's `VmHWM` (peak resident set): on "
+        "Linux its `ru_maxrss` would carry over, across `exec`, the peak of the runner that started it.",
         "",
         "| protocol | variant | spans per second (median) | min to max | making a span "
-        "| peak memory (ru_maxrss) | receiver CPU |",
+        "| peak memory (VmHWM) | receiver CPU |",
         "| --- | --- | --- | --- | --- | --- | --- |",
     ]
     lines += [

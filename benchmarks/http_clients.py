@@ -195,14 +195,15 @@ def benchmarks(scale: Scale) -> list[Benchmark]:
             name=f"{library}-get",
             family="http-clients",
             title=f"{library} GET to a local server",
-            description=f"{call} of a 15-byte JSON body from a keep-alive HTTP/1.1 server on 127.0.0.1 "
-            "(another process); one CLIENT span per request on the instrumented sides.",
+            description=f"{call} of a 15-byte JSON body from a keep-alive HTTP/1.1 server on 127.0.0.1; "
+            "one CLIENT span per request on the instrumented sides. The server runs in another process, "
+            "so the CPU time is the client's alone; the wall time includes the server's answer.",
             switching=f"in process; `tracekit.instrument({library!r})` / `uninstrument` and the peer's "
             "`instrument(tracer_provider=...)` / `uninstrument()` around each of their rounds, a new "
             "client each round",
             setup=_lazy_setup(make),
-            rounds=scale.rounds(11),
-            iterations=scale.iterations(600),
+            rounds=scale.rounds(15),
+            iterations=scale.iterations(400),
             warmup=20,
         )
         for make, library, call in clients

@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import Any
 
 from benchmarks._common import Pipeline, counted, peer_provider, tracekit_configured
-from benchmarks._harness import Batch, Benchmark, Scale, Session, Unavailable, Variant
+from benchmarks._harness import Batch, Benchmark, Role, Scale, Session, Unavailable, Variant
 from benchmarks.http_clients import tracekit_integration
 
 __all__ = ["benchmarks"]
@@ -88,10 +88,20 @@ def _asgi_batch(app: App) -> Batch:
     return batch
 
 
-def _fastapi_app() -> App:
+#: FastAPI's own telemetry switches itself on as soon as a global tracer provider exists
+#: (tracekit's, here): every app is built with it off unless a variant measures it.
+_NO_NATIVE_TELEMETRY = {"tracing": False, "metrics": False, "logs": False}
+
+
+def _fastapi_app(**telemetry: Any) -> App:
     from fastapi import FastAPI
 
-    app = FastAPI()
+    try:
+        app = FastAPI(telemetry={**_NO_NATIVE_TELEMETRY, **telemetry})
+    except TypeError as exc:  # a FastAPI without native telemetry
+        if telemetry:
+            raise Unavailable(f"this FastAPI has no native telemetry: {exc}") from exc
+        app = FastAPI()
 
     @app.get("/items/{item_id}")
     async def item(item_id: int) -> dict[str, Any]:
@@ -220,7 +230,7 @@ def _fastapi() -> Iterator[Sequence[Variant]]:
 
     with tracekit_configured() as tracekit_pipeline, peer_provider("batch") as (provider, pipeline):
 
-        def peer_app(**options: Any) -> Callable[[], App]:
+        def contrib(**options: Any) -> Callable[[], App]:
             def make() -> App:
                 app = _fastapi_app()
                 FastAPIInstrumentor.instrument_app(app, tracer_provider=provider, **options)
@@ -228,8 +238,14 @@ def _fastapi() -> Iterator[Sequence[Variant]]:
 
             return make
 
-        def middleware_app() -> App:
+        def native(**options: Any) -> Callable[[], App]:
+            return lambda: _fastapi_app(tracing=True, tracer_provider=provider, **options)
+
+        def middleware() -> App:
             return OpenTelemetryMiddleware(_fastapi_app(), tracer_provider=provider)
+
+        def peer(label: str, role: Role, make: Callable[[], App], spans: int) -> Variant:
+            return Variant(label, role, _app_session(make, _asgi_batch, pipeline=pipeline, spans=spans))
 
         tracekit_switch = _tracekit_server(("fastapi", "starlette", "asgi"))
         yield [
@@ -239,20 +255,20 @@ def _fastapi() -> Iterator[Sequence[Variant]]:
                 "tracekit",
                 _app_session(_fastapi_app, _asgi_batch, tracekit_switch, tracekit_pipeline),
             ),
-            Variant(
-                "opentelemetry-instrumentation-fastapi",
-                "peer",
-                _app_session(peer_app(), _asgi_batch, pipeline=pipeline, spans=_PEER_ASGI_SPANS),
-            ),
-            Variant(
+            peer("opentelemetry-instrumentation-fastapi", "peer", contrib(), _PEER_ASGI_SPANS),
+            peer(
                 'opentelemetry-instrumentation-fastapi, `exclude_spans=["receive", "send"]`',
                 "reference",
-                _app_session(peer_app(exclude_spans=["receive", "send"]), _asgi_batch, pipeline=pipeline),
+                contrib(exclude_spans=["receive", "send"]),
+                1,
             ),
-            Variant(
-                "opentelemetry-instrumentation-asgi middleware",
+            peer("opentelemetry-instrumentation-asgi middleware", "reference", middleware, _PEER_ASGI_SPANS),
+            peer("FastAPI's native telemetry", "reference", native(), 4),
+            peer(
+                "FastAPI's native telemetry, `operation_spans=False`",
                 "reference",
-                _app_session(middleware_app, _asgi_batch, pipeline=pipeline, spans=_PEER_ASGI_SPANS),
+                native(operation_spans=False),
+                1,
             ),
         ]
 
@@ -305,11 +321,14 @@ def benchmarks(scale: Scale) -> list[Benchmark]:
             description="GET `/items/42` routed to an `async def` endpoint returning a small dict as JSON, "
             "driven in process through the ASGI interface. The peer makes, as it does by default, a SERVER "
             "span and an INTERNAL span for each of the two ASGI `send` messages; a reference row turns "
-            "those two off.",
+            "those two off. FastAPI's own telemetry (`FastAPI(telemetry=...)`), which turns itself on "
+            "whenever a global tracer provider is installed, is off in every app but the two reference rows "
+            "that measure it (by default it makes a SERVER span and three INTERNAL spans: dependencies, "
+            "endpoint, serialization).",
             switching=switching,
             setup=_fastapi,
             rounds=scale.rounds(11),
-            iterations=scale.iterations(1_000),
+            iterations=scale.iterations(600),
             warmup=20,
         ),
         Benchmark(

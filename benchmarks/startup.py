@@ -122,5 +122,7 @@ def benchmarks(scale: Scale) -> list[Benchmark]:
             iterations=1,
             warmup=1,
             unit="ms",
+            clock="wall",
+            show_other_clock=False,
         )
     ]
