@@ -46,6 +46,13 @@ from opentelemetry.util.types import Attributes, AttributeValue
 from tracekit import _state
 from tracekit._logging import logger
 from tracekit._safety import report
+from tracekit._semconv import (
+    ERROR_TYPE,
+    EXCEPTION_MESSAGE,
+    EXCEPTION_STACKTRACE,
+    EXCEPTION_TYPE,
+    qualified_name,
+)
 
 if TYPE_CHECKING:
     from contextvars import Token
@@ -190,19 +197,20 @@ def _child_is_dropped(tracer: trace.Tracer, parent: Span) -> bool:
 
 
 def _record_error(span: Span, exc: BaseException) -> None:
-    kind = type(exc)
-    module = kind.__module__
-    error_type = f"{module}.{kind.__qualname__}" if module and module != "builtins" else kind.__qualname__
+    """An ``exception`` event, ``error.type`` and an ERROR status described by the message."""
+    if not span.is_recording():
+        return  # formatting the traceback would be wasted
+    error_type = qualified_name(type(exc))
     message = _safe_str(exc)
     span.add_event(
         "exception",
         {
-            "exception.type": error_type,
-            "exception.message": message,
-            "exception.stacktrace": "".join(traceback.format_exception(kind, exc, exc.__traceback__)),
+            EXCEPTION_TYPE: error_type,
+            EXCEPTION_MESSAGE: message,
+            EXCEPTION_STACKTRACE: "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
         },
     )
-    span.set_attribute("error.type", error_type)
+    span.set_attribute(ERROR_TYPE, error_type)
     span.set_status(Status(StatusCode.ERROR, message or error_type))
 
 
