@@ -712,17 +712,39 @@ def test_a_record_args_name_that_is_not_a_parameter_fails_at_decoration() -> Non
             return None
 
 
-def test_recorded_reprs_are_cut_by_the_attribute_length_limit() -> None:
-    @tracekit.traced(record_args=True, record_result=True)
-    def summarize(cart: list[object]) -> object:
+@pytest.mark.parametrize(
+    "limit_setting", ["span_attribute_value_length_limit", "attribute_value_length_limit"]
+)
+def test_recorded_values_are_cut_by_the_attribute_length_limit(
+    limit_setting: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    def summarize(cart: list[object], note: str) -> object:
         return {"lines": cart}
 
-    with capture_spans(service_name="tests", span_attribute_value_length_limit=12) as recorder:
-        summarize([1, "two", 3.0, None] * 10)
-    [span] = recorder.spans
+    recording = tracekit.traced(record_args=True, record_result=True)(summarize)
+    with capture_spans(service_name="tests", **{limit_setting: 12}) as recorder:
+        with caplog.at_level(logging.WARNING, logger="opentelemetry"):
+            tracekit.traced(summarize)([], note="")
+            baseline = len(caplog.records)  # the long code.* values, cut by the SDK
+            recording([1, "two", 3.0, None] * 10, note="leave at the door, ring twice")
+        span = recorder.spans[-1]
     assert span.attributes is not None
     assert span.attributes["tracekit.arg.cart"] == repr([1, "two", 3.0, None] * 10)[:12]
+    assert span.attributes["tracekit.arg.note"] == "leave at the"
     assert span.attributes["tracekit.result"] == "{'lines': [1"
+    # Cut by tracekit, so the SDK has nothing more to warn about for each recorded value.
+    assert len(caplog.records) == 2 * baseline
+
+
+def test_without_a_limit_reprs_are_recorded_whole(spans: SpanRecorder) -> None:
+    @tracekit.traced(record_args=True)
+    def summarize(cart: list[object]) -> None:
+        return None
+
+    summarize([None] * 100)
+    [span] = spans.spans
+    assert span.attributes is not None
+    assert span.attributes["tracekit.arg.cart"] == repr([None] * 100)
 
 
 def test_argument_recording_costs_nothing_when_the_call_does_not_bind(spans: SpanRecorder) -> None:

@@ -160,7 +160,7 @@ def _end(
             if isinstance(exc, Exception) and not isinstance(exc, (StopIteration, StopAsyncIteration)):
                 _record_error(span, exc)
         elif spec.record_result and span.is_recording():
-            span.set_attribute("tracekit.result", _attribute_value(result))
+            span.set_attribute("tracekit.result", _attribute_value(result, _length_limit()))
     except Exception as error:
         report(_INTEGRATION, error)
     try:
@@ -224,20 +224,36 @@ def _safe_str(value: object) -> str:
 # --------------------------------------------------------------------------- recorded values
 
 
-def _attribute_value(value: Any) -> AttributeValue:
-    """``value`` itself when it is a valid attribute value, else its repr.
+def _attribute_value(value: Any, limit: int | None) -> AttributeValue:
+    """``value`` itself when it is a valid attribute value, else its repr; strings cut to ``limit``.
 
-    Strings (a repr included) longer than the attribute length limit in effect are cut by
-    the SDK when the attribute is set.
+    Cutting here, rather than leaving it to the SDK, spares a warning from the SDK for
+    every call that records a long value.
     """
-    if isinstance(value, (str, bool, int, float)):
+    if isinstance(value, (bool, int, float)):
         return value
     if isinstance(value, (list, tuple)) and _homogeneous(value):
         return tuple(value)
-    try:
-        return repr(value)
-    except Exception:
-        return f"<{type(value).__qualname__} (repr() failed)>"
+    text: str
+    if isinstance(value, str):
+        text = value
+    else:
+        try:
+            text = repr(value)
+        except Exception:
+            text = f"<{type(value).__qualname__} (repr() failed)>"
+    return text if limit is None else text[:limit]
+
+
+def _length_limit() -> int | None:
+    """The span attribute value length limit in effect (``None``: no limit)."""
+    tracing = _state.current
+    if tracing is None:
+        return None
+    settings = tracing.settings
+    if settings.span_attribute_value_length_limit is not None:
+        return settings.span_attribute_value_length_limit
+    return settings.attribute_value_length_limit
 
 
 def _homogeneous(items: Sequence[Any]) -> bool:
@@ -265,9 +281,10 @@ def _record_args(span: Span, spec: _Spec, args: tuple[Any, ...], kwargs: Mapping
         elif wanted is not True or position > 0 or name not in ("self", "cls"):
             values[name] = value
     attributes: dict[str, AttributeValue] = {}
+    limit = _length_limit()
     for name, value in values.items():
         if (wanted is True or name in wanted) and not SECRET_NAME.search(name):  # type: ignore[operator]
-            attributes["tracekit.arg." + name] = _attribute_value(value)
+            attributes["tracekit.arg." + name] = _attribute_value(value, limit)
     span.set_attributes(attributes)
 
 
