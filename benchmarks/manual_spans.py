@@ -3,8 +3,8 @@
 The peer is OpenTelemetry's ``@tracer.start_as_current_span("name")`` used as a decorator
 (and as a ``with`` block), with a tracer from a separate SDK provider whose batch processor
 drops the spans. tracekit's function is decorated before ``configure()`` runs, as a
-module-level function is in an application. In the sampled benchmarks each variant checks,
-when it is switched off, that it exported exactly one span per call.
+module-level function is in an application. When switched off, each traced variant checks
+that it exported exactly one span per call (sampled) or none at all (unsampled).
 """
 
 from __future__ import annotations
@@ -51,8 +51,10 @@ def _calls(
     function: Callable[[int], int] | Exception,
     context: Context = nullcontext,
     pipeline: Pipeline | None = None,
+    spans: int = 1,
 ) -> Session:
-    """A session that calls ``function(1)`` inside ``context()``, checking its spans if asked."""
+    """A session that calls ``function(1)`` inside ``context()``; with a pipeline, it checks
+    that each call exported ``spans`` spans."""
 
     @contextmanager
     def session() -> Iterator[Batch]:
@@ -63,7 +65,7 @@ def _calls(
             if pipeline is None:
                 yield batch
             else:
-                with counted(batch, pipeline) as checked:
+                with counted(batch, pipeline, spans) as checked:
                     yield checked
 
     return session
@@ -108,19 +110,30 @@ def _sampled() -> Iterator[Sequence[Variant]]:
         ]
 
 
-def _three(traced: Callable[[int], int] | Exception, tracer: trace.Tracer, context: Context) -> list[Variant]:
+def _three(
+    traced: Callable[[int], int] | Exception,
+    tracer: trace.Tracer,
+    context: Context,
+    pipelines: tuple[Pipeline, Pipeline] | None = None,
+) -> list[Variant]:
+    tracekit_pipeline, peer_pipeline = pipelines or (None, None)
     return [
         Variant("bare", "bare", _calls(checkout, context)),
-        Variant("tracekit @traced", "tracekit", _calls(traced, context)),
-        Variant("OpenTelemetry @start_as_current_span", "peer", _calls(_peer_decorated(tracer), context)),
+        Variant("tracekit @traced", "tracekit", _calls(traced, context, tracekit_pipeline, spans=0)),
+        Variant(
+            "OpenTelemetry @start_as_current_span",
+            "peer",
+            _calls(_peer_decorated(tracer), context, peer_pipeline, spans=0),
+        ),
     ]
 
 
 @contextmanager
 def _unsampled() -> Iterator[Sequence[Variant]]:
     traced = _tracekit_traced(checkout)
-    with tracekit_configured(), peer_provider("batch") as (provider, _):
-        yield _three(traced, provider.get_tracer("benchmarks"), _unsampled_parent)
+    with tracekit_configured() as tracekit_pipeline, peer_provider("batch") as (provider, peer_pipeline):
+        tracer = provider.get_tracer("benchmarks")
+        yield _three(traced, tracer, _unsampled_parent, (tracekit_pipeline, peer_pipeline))
 
 
 @contextmanager
