@@ -20,7 +20,7 @@ PRELUDE = textwrap.dedent(
     import importlib, sys
     import tracekit
     from tracekit import _registry, _state
-    from tracekit._patch import TracekitWrapper
+    from tracekit._patch import TracekitWrapper, is_patch, original_of
 
     NAME = sys.argv[1]
     INTEGRATION = _registry.BY_NAME[NAME]
@@ -45,8 +45,8 @@ PRELUDE = textwrap.dedent(
         assert found, "no patch targets"
         for owner, attribute in found:
             current = vars(owner)[attribute]
-            assert isinstance(current, TracekitWrapper), (owner, attribute)
-            assert not isinstance(current.__wrapped__, TracekitWrapper), ("wrapped twice", owner, attribute)
+            assert is_patch(current), (owner, attribute)
+            assert not is_patch(original_of(current)), ("wrapped twice", owner, attribute)
         for module in modules():
             assert IMPL.patches.is_applied(module)
         assert _state.integration_status[NAME][0] == "patched", _state.integration_status
@@ -55,7 +55,7 @@ PRELUDE = textwrap.dedent(
         for owner, attribute in targets():
             current = vars(owner).get(attribute)
             assert current is before[(id(owner), attribute)], (owner, attribute)
-            assert not isinstance(current, TracekitWrapper), (owner, attribute)
+            assert not is_patch(current), (owner, attribute)
         for module in modules():
             assert not IMPL.patches.is_applied(module)
             for value in list(vars(module).values()):

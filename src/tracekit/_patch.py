@@ -12,6 +12,10 @@ exact originals in a marker attribute on the module: the marker makes a second `
 a no-op, and ``revert(module)`` puts every original back (or removes the attribute when
 the target was inherited) and deletes the marker. Because the marker lives on the module
 object, a re-imported module starts unpatched, as it should.
+
+A target declared with :class:`Replace` instead of a wrapper function is rebound to a
+replacement made from the original (a subclass of a C extension type whose methods cannot
+be wrapped in place); ``revert`` rebinds the original the same way.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import wrapt
 
 from tracekit._logging import logger
 
-__all__ = ["Patches", "TracekitWrapper", "Wrapper", "when_imported"]
+__all__ = ["Patches", "Replace", "TracekitWrapper", "Wrapper", "is_patch", "original_of", "when_imported"]
 
 #: The wrapt wrapper signature: ``wrapper(wrapped, instance, args, kwargs)``.
 Wrapper = Callable[[Any, Any, tuple[Any, ...], dict[str, Any]], Any]
@@ -33,6 +37,35 @@ Wrapper = Callable[[Any, Any, tuple[Any, ...], dict[str, Any]], Any]
 
 class TracekitWrapper(wrapt.FunctionWrapper):  # type: ignore[type-arg]
     """The type of every wrapper tracekit installs, so tests can find any left behind."""
+
+
+class Replace:
+    """A declared target that is replaced outright rather than wrapped.
+
+    For classes whose methods cannot be wrapped in place (C extension types such as
+    confluent-kafka's ``Producer``): ``make(original)`` returns the replacement, usually a
+    subclass, which ``apply`` rebinds in the module and marks with ``__tracekit_original__``.
+    """
+
+    __slots__ = ("make",)
+
+    def __init__(self, make: Callable[[Any], Any]) -> None:
+        self.make = make
+
+
+_ORIGINAL = "__tracekit_original__"
+
+
+def is_patch(value: Any) -> bool:
+    """Whether ``value`` is something tracekit installed (a wrapper or a replacement)."""
+    return isinstance(value, TracekitWrapper) or _ORIGINAL in getattr(value, "__dict__", {})
+
+
+def original_of(value: Any) -> Any:
+    """What the wrapper or replacement ``value`` stands in for."""
+    if isinstance(value, TracekitWrapper):
+        return value.__wrapped__
+    return vars(value)[_ORIGINAL]
 
 
 @dataclass(frozen=True)
@@ -55,7 +88,9 @@ def _resolve(module: ModuleType, path: str) -> tuple[Any, str]:
 class Patches:
     """The wrappers of one integration, per trigger module, with apply and revert."""
 
-    def __init__(self, integration: str, declared: Mapping[str, Sequence[tuple[str, Wrapper]]]) -> None:
+    def __init__(
+        self, integration: str, declared: Mapping[str, Sequence[tuple[str, Wrapper | Replace]]]
+    ) -> None:
         self.integration = integration
         self.declared = {module: tuple(items) for module, items in declared.items()}
         self.marker = f"__tracekit_patched_{integration}__"
@@ -79,7 +114,11 @@ class Patches:
                 parent, attribute = _resolve(module, path)
                 own = attribute in vars(parent)
                 original = vars(parent)[attribute] if own else getattr(parent, attribute)
-                replacement = TracekitWrapper(original, wrapper)
+                if isinstance(wrapper, Replace):
+                    replacement = wrapper.make(original)
+                    setattr(replacement, _ORIGINAL, original)
+                else:
+                    replacement = TracekitWrapper(original, wrapper)
                 setattr(parent, attribute, replacement)
                 applied.append(_Applied(parent, attribute, own, original, replacement))
         except BaseException:

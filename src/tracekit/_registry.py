@@ -89,6 +89,30 @@ INTEGRATIONS: tuple[Integration, ...] = (
         "3.12",
         ("opentelemetry.instrumentation.aiohttp_client", "AioHttpClientInstrumentor"),
     ),
+    Integration(
+        "kafka_python",
+        ("kafka",),
+        "tracekit.integrations.kafka_python",
+        "kafka-python",
+        "2.0",
+        ("opentelemetry.instrumentation.kafka", "KafkaInstrumentor"),
+    ),
+    Integration(
+        "confluent_kafka",
+        ("confluent_kafka",),
+        "tracekit.integrations.confluent_kafka",
+        "confluent-kafka",
+        "2.0",
+        ("opentelemetry.instrumentation.confluent_kafka", "ConfluentKafkaInstrumentor"),
+    ),
+    Integration(
+        "aiokafka",
+        ("aiokafka",),
+        "tracekit.integrations.aiokafka",
+        "aiokafka",
+        "0.8",
+        ("opentelemetry.instrumentation.aiokafka", "AIOKafkaInstrumentor"),
+    ),
 )
 
 BY_NAME: dict[str, Integration] = {integration.name: integration for integration in INTEGRATIONS}

@@ -7,6 +7,16 @@ value of ``OTEL_SEMCONV_STABILITY_OPT_IN``.
 from __future__ import annotations
 
 __all__ = [
+    "DB_COLLECTION_NAME",
+    "DB_NAMESPACE",
+    "DB_OPERATION_BATCH_SIZE",
+    "DB_OPERATION_NAME",
+    "DB_OPERATION_PARAMETER",
+    "DB_QUERY_SUMMARY",
+    "DB_QUERY_TEXT",
+    "DB_RESPONSE_STATUS_CODE",
+    "DB_STORED_PROCEDURE_NAME",
+    "DB_SYSTEM_NAME",
     "ERROR_TYPE",
     "EXCEPTION_MESSAGE",
     "EXCEPTION_STACKTRACE",
@@ -18,11 +28,33 @@ __all__ = [
     "HTTP_RESPONSE_HEADER",
     "HTTP_RESPONSE_STATUS_CODE",
     "KNOWN_HTTP_METHODS",
+    "MESSAGING_BATCH_MESSAGE_COUNT",
+    "MESSAGING_CLIENT_ID",
+    "MESSAGING_CONSUMER_GROUP_NAME",
+    "MESSAGING_DESTINATION_NAME",
+    "MESSAGING_DESTINATION_PARTITION_ID",
+    "MESSAGING_KAFKA_MESSAGE_KEY",
+    "MESSAGING_KAFKA_MESSAGE_TOMBSTONE",
+    "MESSAGING_KAFKA_OFFSET",
+    "MESSAGING_MESSAGE_BODY_SIZE",
+    "MESSAGING_OPERATION_NAME",
+    "MESSAGING_OPERATION_TYPE",
+    "MESSAGING_SYSTEM",
     "NETWORK_PROTOCOL_VERSION",
+    "OLD_DB_NAME",
+    "OLD_DB_OPERATION",
+    "OLD_DB_SQL_TABLE",
+    "OLD_DB_STATEMENT",
+    "OLD_DB_SYSTEM",
     "OLD_HTTP_FLAVOR",
     "OLD_HTTP_METHOD",
     "OLD_HTTP_STATUS_CODE",
     "OLD_HTTP_URL",
+    "OLD_MESSAGING_CLIENT_ID",
+    "OLD_MESSAGING_KAFKA_CONSUMER_GROUP",
+    "OLD_MESSAGING_KAFKA_DESTINATION_PARTITION",
+    "OLD_MESSAGING_KAFKA_MESSAGE_OFFSET",
+    "OLD_MESSAGING_OPERATION",
     "OLD_NET_PEER_NAME",
     "OLD_NET_PEER_PORT",
     "SERVER_ADDRESS",
@@ -54,6 +86,44 @@ OLD_HTTP_STATUS_CODE = "http.status_code"
 OLD_HTTP_FLAVOR = "http.flavor"
 OLD_NET_PEER_NAME = "net.peer.name"
 OLD_NET_PEER_PORT = "net.peer.port"
+
+MESSAGING_SYSTEM = "messaging.system"
+MESSAGING_OPERATION_TYPE = "messaging.operation.type"
+MESSAGING_OPERATION_NAME = "messaging.operation.name"
+MESSAGING_DESTINATION_NAME = "messaging.destination.name"
+MESSAGING_DESTINATION_PARTITION_ID = "messaging.destination.partition.id"
+MESSAGING_CONSUMER_GROUP_NAME = "messaging.consumer.group.name"
+MESSAGING_CLIENT_ID = "messaging.client.id"
+MESSAGING_MESSAGE_BODY_SIZE = "messaging.message.body.size"
+MESSAGING_BATCH_MESSAGE_COUNT = "messaging.batch.message_count"
+MESSAGING_KAFKA_OFFSET = "messaging.kafka.offset"
+MESSAGING_KAFKA_MESSAGE_KEY = "messaging.kafka.message.key"
+MESSAGING_KAFKA_MESSAGE_TOMBSTONE = "messaging.kafka.message.tombstone"
+
+# The messaging names before the current conventions (OTEL_SEMCONV_STABILITY_OPT_IN=messaging/dup).
+OLD_MESSAGING_OPERATION = "messaging.operation"
+OLD_MESSAGING_CLIENT_ID = "messaging.client_id"
+OLD_MESSAGING_KAFKA_CONSUMER_GROUP = "messaging.kafka.consumer.group"
+OLD_MESSAGING_KAFKA_MESSAGE_OFFSET = "messaging.kafka.message.offset"
+OLD_MESSAGING_KAFKA_DESTINATION_PARTITION = "messaging.kafka.destination.partition"
+
+DB_COLLECTION_NAME = "db.collection.name"
+DB_NAMESPACE = "db.namespace"
+DB_OPERATION_BATCH_SIZE = "db.operation.batch.size"
+DB_OPERATION_NAME = "db.operation.name"
+DB_OPERATION_PARAMETER = "db.operation.parameter."
+DB_QUERY_SUMMARY = "db.query.summary"
+DB_QUERY_TEXT = "db.query.text"
+DB_RESPONSE_STATUS_CODE = "db.response.status_code"
+DB_STORED_PROCEDURE_NAME = "db.stored_procedure.name"
+DB_SYSTEM_NAME = "db.system.name"
+
+# The database names before the stable conventions (OTEL_SEMCONV_STABILITY_OPT_IN=database/dup).
+OLD_DB_NAME = "db.name"
+OLD_DB_OPERATION = "db.operation"
+OLD_DB_SQL_TABLE = "db.sql.table"
+OLD_DB_STATEMENT = "db.statement"
+OLD_DB_SYSTEM = "db.system"
 
 #: The methods of RFC 9110 and RFC 5789; any other is recorded as ``_OTHER``.
 KNOWN_HTTP_METHODS = frozenset(
