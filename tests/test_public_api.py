@@ -1,0 +1,74 @@
+"""The public surface is exactly what is intended, documented, and cheap to import."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import subprocess
+import sys
+
+import tracekit
+import tracekit.logs
+import tracekit.testing
+
+
+def test_the_facade_exports_exactly_the_public_api() -> None:
+    assert sorted(tracekit.__all__) == sorted(
+        [
+            "ConfigError",
+            "Tracing",
+            "__version__",
+            "configure",
+            "instrument",
+            "shutdown",
+            "span",
+            "traced",
+            "uninstrument",
+        ]
+    )
+    public = {name for name in vars(tracekit) if not name.startswith("_")}
+    assert public - set(tracekit.__all__) <= {"logs", "testing", "exporters", "integrations"}
+
+
+def test_every_public_name_has_a_docstring() -> None:
+    for module in (tracekit, tracekit.logs, tracekit.testing):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if inspect.isfunction(obj) or inspect.isclass(obj):
+                assert inspect.getdoc(obj), f"{module.__name__}.{name} has no docstring"
+
+
+def _modules_after(code: str) -> set[str]:
+    script = f"import sys, json\n{code}\nprint(json.dumps(sorted(sys.modules)))"
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
+    )
+    return set(json.loads(result.stdout.strip().splitlines()[-1]))
+
+
+INSTRUMENTED = ("grpc", "httpx", "requests", "urllib3", "aiohttp", "psycopg", "psycopg2", "redis", "kafka")
+
+
+def test_configure_imports_no_instrumented_library() -> None:
+    loaded = _modules_after("import tracekit\ntracekit.configure(exporters=[])")
+    assert [name for name in INSTRUMENTED if name in loaded] == []
+
+
+def test_the_default_exporter_brings_only_its_own_http_stack() -> None:
+    # The OTLP/HTTP exporter itself sends with requests (over urllib3); nothing else comes.
+    loaded = _modules_after("import tracekit\ntracekit.configure()")
+    assert [name for name in INSTRUMENTED if name in loaded] == ["requests", "urllib3"]
+    assert "opentelemetry.exporter.otlp.proto.http.trace_exporter" in loaded
+    assert "opentelemetry.exporter.otlp.proto.grpc.trace_exporter" not in loaded
+
+
+def test_grpc_is_imported_only_when_asked_for() -> None:
+    loaded = _modules_after("import tracekit\ntracekit.configure(protocol='grpc')")
+    assert "opentelemetry.exporter.otlp.proto.grpc.trace_exporter" in loaded
+    assert "opentelemetry.exporter.otlp.proto.http.trace_exporter" not in loaded
+
+
+def test_the_package_is_typed() -> None:
+    from importlib.resources import files
+
+    assert files("tracekit").joinpath("py.typed").is_file()
