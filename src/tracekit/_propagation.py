@@ -1,9 +1,11 @@
 """Propagator names (OTEL_PROPAGATORS) to propagator instances.
 
-The official OpenTelemetry propagators do the work: W3C Trace Context and Baggage from
-``opentelemetry-api``, B3 from ``opentelemetry-propagator-b3`` and Jaeger from
-``opentelemetry-propagator-jaeger``. B3 and Jaeger extraction is guarded by header checks those
-two lack (see :class:`_Checked`); tests/test_propagation.py shows what each check is for.
+W3C Trace Context is tracekit's own (:mod:`tracekit._tracecontext`: the one in
+``opentelemetry-api`` falls short of the specification's processing model in places); the
+official OpenTelemetry propagators do the rest: W3C Baggage from ``opentelemetry-api``, B3
+from ``opentelemetry-propagator-b3`` and Jaeger from ``opentelemetry-propagator-jaeger``. B3
+and Jaeger extraction is guarded by header checks those two lack (see :class:`_Checked`);
+tests/test_propagation.py shows what each check is for.
 """
 
 from __future__ import annotations
@@ -124,9 +126,9 @@ def _jaeger_flags(key: str, value: str) -> str:
 
 
 def _tracecontext() -> TextMapPropagator:
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+    from tracekit._tracecontext import TraceContextPropagator
 
-    return TraceContextTextMapPropagator()
+    return TraceContextPropagator()
 
 
 def _baggage() -> TextMapPropagator:
