@@ -21,7 +21,7 @@ from opentelemetry import trace
 
 __all__ = ["main"]
 
-ATTRIBUTES = {"order.id": "o-1042", "cart.items": 3, "payment.provider": "acme-pay"}
+ATTRIBUTES: dict[str, str | int] = {"order.id": "o-1042", "cart.items": 3, "payment.provider": "acme-pay"}
 
 
 def _tracekit(protocol: str, url: str, spans: int) -> tuple[trace.Tracer, Callable[[], object]]:

@@ -209,8 +209,11 @@ tracekit is measured side by side with OpenTelemetry Python's own SDK and contri
 instrumentations, and with the bare, uninstrumented code, in one process: each benchmark runs
 its variants interleaved in rounds (the order rotates every round), so drift of the machine
 hits all of them alike. Figures are per operation: the median over rounds and the range.
-"Overhead over bare" is the median of the round-by-round differences to the bare variant of
-the same round; "overhead ÷ peer's" divides a variant's overhead by the OpenTelemetry peer's.
+Times are the CPU time of the benchmark process (all its threads, so span export counts)
+unless a table says wall time: CPU time is what the work costs and does not move when other
+processes compete for the cores; the median wall time is shown alongside. "Overhead over
+bare" is the median of the round-by-round differences to the bare variant of the same round;
+"overhead ÷ peer's" divides a variant's overhead by the OpenTelemetry peer's.
 Spans go to an exporter that drops them unless a benchmark says otherwise; every root span is
 sampled (parent-based, always on) on both sides. The suite lives in `benchmarks/`; run it with
 `nox -s bench` (all of it, which rewrites this page), `nox -s bench -- --quick` (a smoke

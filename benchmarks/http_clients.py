@@ -166,7 +166,9 @@ def _requests() -> Client:
         return session
 
     def get(session: requests.Session, url: str) -> object:
-        return session.get(url).raise_for_status()
+        response = session.get(url)
+        response.raise_for_status()
+        return response
 
     return Client("requests", open_session, get, lambda s: s.close(), RequestsInstrumentor)
 

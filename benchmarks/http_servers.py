@@ -97,7 +97,7 @@ def _fastapi_app(**telemetry: Any) -> App:
     from fastapi import FastAPI
 
     try:
-        app = FastAPI(telemetry={**_NO_NATIVE_TELEMETRY, **telemetry})
+        app = FastAPI(telemetry={**_NO_NATIVE_TELEMETRY, **telemetry})  # type: ignore[typeddict-item, arg-type, unused-ignore]
     except TypeError as exc:  # a FastAPI without native telemetry
         if telemetry:
             raise Unavailable(f"this FastAPI has no native telemetry: {exc}") from exc
@@ -282,7 +282,7 @@ def _flask() -> Iterator[Sequence[Variant]]:
 
         def peer_app() -> App:
             app = _flask_app()
-            FlaskInstrumentor().instrument_app(app, tracer_provider=provider)
+            FlaskInstrumentor().instrument_app(app, tracer_provider=provider)  # type: ignore[no-untyped-call]
             return app
 
         def middleware_app() -> App:
