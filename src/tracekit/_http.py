@@ -32,7 +32,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from tracekit import _state
-from tracekit._redaction import header_sanitizer, redact_url
+from tracekit._redaction import captured_headers, header_sanitizer, redact_url
 from tracekit._safety import report
 from tracekit._semconv import (
     ERROR_TYPE,
@@ -45,7 +45,6 @@ from tracekit._semconv import (
     HTTP_REQUEST_RESEND_COUNT,
     HTTP_RESPONSE_HEADER,
     HTTP_RESPONSE_STATUS_CODE,
-    KNOWN_HTTP_METHODS,
     NETWORK_PROTOCOL_VERSION,
     OLD_HTTP_FLAVOR,
     OLD_HTTP_METHOD,
@@ -56,6 +55,7 @@ from tracekit._semconv import (
     SERVER_ADDRESS,
     SERVER_PORT,
     URL_FULL,
+    http_method,
     qualified_name,
 )
 from tracekit._suppression import HTTP_CLIENT, http_suppressed
@@ -141,17 +141,6 @@ def protocol_version(value: object) -> str | None:
     return _VERSIONS.get(value)
 
 
-def _method(method: str) -> tuple[str, str, str | None]:
-    """``(span name, http.request.method, http.request.method_original or None)``."""
-    upper = method.upper()
-    if upper in KNOWN_HTTP_METHODS:
-        return upper, upper, (None if upper == method else method)
-    return "HTTP", "_OTHER", method
-
-
-_METHODS = {method: _method(method) for known in KNOWN_HTTP_METHODS for method in (known, known.lower())}
-
-
 class _Config:
     """What the settings say about HTTP client spans, resolved once per configuration."""
 
@@ -172,22 +161,6 @@ class _Config:
         )
         self.sanitize = header_sanitizer(settings.http_capture_headers_sanitize_fields)
         self.dup = "http/dup" in settings.semconv_opt_in
-
-
-def _captured(
-    prefix: str, wanted: tuple[str, ...], headers: Iterable[tuple[str, str]], sanitize: re.Pattern[str] | None
-) -> dict[str, list[str]]:
-    values: dict[str, list[str]] = {}
-    for name, value in headers:
-        lower = name.lower()
-        if lower in wanted:
-            values.setdefault(lower, []).append(str(value))
-    attributes: dict[str, list[str]] = {}
-    for name, found in values.items():
-        if sanitize is not None and sanitize.fullmatch(name):
-            found = ["[REDACTED]"] * len(found)
-        attributes[prefix + name] = found
-    return attributes
 
 
 _attempts: ContextVar[list[int] | None] = ContextVar("tracekit.http.attempts", default=None)
@@ -254,7 +227,7 @@ class HttpClient:
             if config.excluded is not None and config.excluded.search(url):
                 config.inject(carrier)
             else:
-                name, value, original = _METHODS.get(method) or _method(method)
+                name, value, original = http_method(method)
                 full = redact_url(url)
                 attributes: dict[str, Any] = {
                     HTTP_REQUEST_METHOD: value,
@@ -275,7 +248,7 @@ class HttpClient:
                         attributes[OLD_NET_PEER_PORT] = port
                 if config.capture_request:
                     attributes.update(
-                        _captured(
+                        captured_headers(
                             HTTP_REQUEST_HEADER,
                             config.capture_request,
                             self.request_headers(instance, args, kwargs),
@@ -341,7 +314,7 @@ class Call:
                         attributes[OLD_HTTP_FLAVOR] = version
                 if config.capture_response:
                     attributes.update(
-                        _captured(
+                        captured_headers(
                             HTTP_RESPONSE_HEADER,
                             config.capture_response,
                             self.client.response_headers(response),

@@ -6,7 +6,14 @@ import re
 from collections.abc import Iterable
 from urllib.parse import unquote_plus
 
-__all__ = ["REDACTED", "SENSITIVE_QUERY_KEYS", "header_sanitizer", "redact_url"]
+__all__ = [
+    "REDACTED",
+    "SENSITIVE_QUERY_KEYS",
+    "captured_headers",
+    "header_sanitizer",
+    "redact_query",
+    "redact_url",
+]
 
 REDACTED = "REDACTED"
 
@@ -63,6 +70,17 @@ def _redact_credentials(url: str) -> str:
 def _redact_query(url: str) -> str:
     base, _, rest = url.partition("?")
     query, hash_mark, fragment = rest.partition("#")
+    redacted = redact_query(query)
+    if redacted is query:
+        return url
+    return f"{base}?{redacted}{hash_mark}{fragment}"
+
+
+def redact_query(query: str) -> str:
+    """A query string (without ``?``) with the values of sensitive keys replaced by ``REDACTED``.
+
+    The same object is returned when nothing was redacted.
+    """
     changed = False
     pairs = query.split("&")
     for index, pair in enumerate(pairs):
@@ -70,9 +88,7 @@ def _redact_query(url: str) -> str:
         if equals and unquote_plus(key).lower() in SENSITIVE_QUERY_KEYS:
             pairs[index] = f"{key}={REDACTED}"
             changed = True
-    if not changed:
-        return url
-    return f"{base}?{'&'.join(pairs)}{hash_mark}{fragment}"
+    return "&".join(pairs) if changed else query
 
 
 DEFAULT_SANITIZE_FIELDS = ("authorization", "cookie", "set-cookie", "proxy-authorization", "x-api-key")
@@ -84,3 +100,23 @@ def header_sanitizer(patterns: Iterable[str]) -> re.Pattern[str] | None:
     if not parts:
         return None
     return re.compile("|".join(parts), re.IGNORECASE)
+
+
+def captured_headers(
+    prefix: str, wanted: Iterable[str], headers: Iterable[tuple[str, str]], sanitize: re.Pattern[str] | None
+) -> dict[str, list[str]]:
+    """``{prefix + name: [values]}`` for the ``wanted`` (lowercase) header names found in ``headers``.
+
+    Every value of a header whose name ``sanitize`` matches in full is ``[REDACTED]``.
+    """
+    values: dict[str, list[str]] = {}
+    for name, value in headers:
+        lower = name.lower()
+        if lower in wanted:
+            values.setdefault(lower, []).append(str(value))
+    attributes: dict[str, list[str]] = {}
+    for name, found in values.items():
+        if sanitize is not None and sanitize.fullmatch(name):
+            found = ["[REDACTED]"] * len(found)
+        attributes[prefix + name] = found
+    return attributes

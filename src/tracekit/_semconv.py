@@ -7,6 +7,7 @@ value of ``OTEL_SEMCONV_STABILITY_OPT_IN``.
 from __future__ import annotations
 
 __all__ = [
+    "CLIENT_ADDRESS",
     "DB_COLLECTION_NAME",
     "DB_NAMESPACE",
     "DB_OPERATION_BATCH_SIZE",
@@ -27,6 +28,7 @@ __all__ = [
     "HTTP_REQUEST_RESEND_COUNT",
     "HTTP_RESPONSE_HEADER",
     "HTTP_RESPONSE_STATUS_CODE",
+    "HTTP_ROUTE",
     "KNOWN_HTTP_METHODS",
     "MESSAGING_BATCH_MESSAGE_COUNT",
     "MESSAGING_CLIENT_ID",
@@ -40,26 +42,40 @@ __all__ = [
     "MESSAGING_OPERATION_NAME",
     "MESSAGING_OPERATION_TYPE",
     "MESSAGING_SYSTEM",
+    "NETWORK_PEER_ADDRESS",
+    "NETWORK_PEER_PORT",
     "NETWORK_PROTOCOL_VERSION",
     "OLD_DB_NAME",
     "OLD_DB_OPERATION",
     "OLD_DB_SQL_TABLE",
     "OLD_DB_STATEMENT",
     "OLD_DB_SYSTEM",
+    "OLD_HTTP_CLIENT_IP",
     "OLD_HTTP_FLAVOR",
     "OLD_HTTP_METHOD",
+    "OLD_HTTP_SCHEME",
     "OLD_HTTP_STATUS_CODE",
+    "OLD_HTTP_TARGET",
     "OLD_HTTP_URL",
+    "OLD_HTTP_USER_AGENT",
     "OLD_MESSAGING_CLIENT_ID",
     "OLD_MESSAGING_KAFKA_CONSUMER_GROUP",
     "OLD_MESSAGING_KAFKA_DESTINATION_PARTITION",
     "OLD_MESSAGING_KAFKA_MESSAGE_OFFSET",
     "OLD_MESSAGING_OPERATION",
+    "OLD_NET_HOST_NAME",
+    "OLD_NET_HOST_PORT",
+    "OLD_NET_PEER_IP",
     "OLD_NET_PEER_NAME",
     "OLD_NET_PEER_PORT",
     "SERVER_ADDRESS",
     "SERVER_PORT",
     "URL_FULL",
+    "URL_PATH",
+    "URL_QUERY",
+    "URL_SCHEME",
+    "USER_AGENT_ORIGINAL",
+    "http_method",
     "qualified_name",
 ]
 
@@ -79,6 +95,16 @@ SERVER_ADDRESS = "server.address"
 SERVER_PORT = "server.port"
 URL_FULL = "url.full"
 
+# HTTP server spans.
+HTTP_ROUTE = "http.route"
+URL_PATH = "url.path"
+URL_QUERY = "url.query"
+URL_SCHEME = "url.scheme"
+CLIENT_ADDRESS = "client.address"
+NETWORK_PEER_ADDRESS = "network.peer.address"
+NETWORK_PEER_PORT = "network.peer.port"
+USER_AGENT_ORIGINAL = "user_agent.original"
+
 # The HTTP names before the stable conventions (OTEL_SEMCONV_STABILITY_OPT_IN=http/dup).
 OLD_HTTP_METHOD = "http.method"
 OLD_HTTP_URL = "http.url"
@@ -86,6 +112,13 @@ OLD_HTTP_STATUS_CODE = "http.status_code"
 OLD_HTTP_FLAVOR = "http.flavor"
 OLD_NET_PEER_NAME = "net.peer.name"
 OLD_NET_PEER_PORT = "net.peer.port"
+OLD_HTTP_SCHEME = "http.scheme"
+OLD_HTTP_TARGET = "http.target"
+OLD_HTTP_USER_AGENT = "http.user_agent"
+OLD_HTTP_CLIENT_IP = "http.client_ip"
+OLD_NET_HOST_NAME = "net.host.name"
+OLD_NET_HOST_PORT = "net.host.port"
+OLD_NET_PEER_IP = "net.peer.ip"
 
 MESSAGING_SYSTEM = "messaging.system"
 MESSAGING_OPERATION_TYPE = "messaging.operation.type"
@@ -129,6 +162,27 @@ OLD_DB_SYSTEM = "db.system"
 KNOWN_HTTP_METHODS = frozenset(
     ("CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE")
 )
+
+
+def _http_method(method: str) -> tuple[str, str, str | None]:
+    upper = method.upper()
+    if upper in KNOWN_HTTP_METHODS:
+        return upper, upper, (None if upper == method else method)
+    return "HTTP", "_OTHER", method
+
+
+_HTTP_METHODS = {
+    method: _http_method(method) for known in KNOWN_HTTP_METHODS for method in (known, known.lower())
+}
+
+
+def http_method(method: str) -> tuple[str, str, str | None]:
+    """``(span name prefix, http.request.method, http.request.method_original or None)``.
+
+    Unknown methods are ``_OTHER`` in the attribute and ``HTTP`` in the span name.
+    """
+    found = _HTTP_METHODS.get(method)
+    return found if found is not None else _http_method(method)
 
 
 def qualified_name(cls: type) -> str:

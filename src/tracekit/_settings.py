@@ -601,7 +601,8 @@ class Settings:
         (),
         "OTEL_PYTHON_EXCLUDED_URLS",
         Patterns(),
-        "URLs not traced (regular expressions searched in the URL); context is still propagated.",
+        "URLs not traced (regular expressions searched in the full URL); clients still propagate context. "
+        "Until it is set, servers skip only the paths /health /healthz /readyz /livez /ping /metrics.",
     )
     httpx_excluded_urls: tuple[str, ...] = _setting(
         (), "OTEL_PYTHON_HTTPX_EXCLUDED_URLS", Patterns(), "Replaces excluded_urls for httpx requests."
@@ -621,6 +622,27 @@ class Settings:
         Patterns(),
         "Replaces excluded_urls for aiohttp client requests.",
     )
+    asgi_excluded_urls: tuple[str, ...] = _setting(
+        (),
+        "OTEL_PYTHON_ASGI_EXCLUDED_URLS",
+        Patterns(),
+        "Replaces excluded_urls for ASGI apps served by uvicorn or hypercorn, and the ASGI middleware.",
+    )
+    starlette_excluded_urls: tuple[str, ...] = _setting(
+        (), "OTEL_PYTHON_STARLETTE_EXCLUDED_URLS", Patterns(), "Replaces excluded_urls for Starlette apps."
+    )
+    fastapi_excluded_urls: tuple[str, ...] = _setting(
+        (), "OTEL_PYTHON_FASTAPI_EXCLUDED_URLS", Patterns(), "Replaces excluded_urls for FastAPI apps."
+    )
+    wsgi_excluded_urls: tuple[str, ...] = _setting(
+        (), "OTEL_PYTHON_WSGI_EXCLUDED_URLS", Patterns(), "Replaces excluded_urls for the WSGI middleware."
+    )
+    flask_excluded_urls: tuple[str, ...] = _setting(
+        (), "OTEL_PYTHON_FLASK_EXCLUDED_URLS", Patterns(), "Replaces excluded_urls for Flask apps."
+    )
+    django_excluded_urls: tuple[str, ...] = _setting(
+        (), "OTEL_PYTHON_DJANGO_EXCLUDED_URLS", Patterns(), "Replaces excluded_urls for Django projects."
+    )
     http_capture_headers_client_request: tuple[str, ...] = _setting(
         (),
         "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST",
@@ -632,6 +654,24 @@ class Settings:
         "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_RESPONSE",
         ChoiceList(),
         "Response headers recorded on HTTP client spans as http.response.header.<name> (case-insensitive).",
+    )
+    http_capture_headers_server_request: tuple[str, ...] = _setting(
+        (),
+        "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST",
+        ChoiceList(),
+        "Request headers recorded on HTTP server spans as http.request.header.<name> (case-insensitive).",
+    )
+    http_capture_headers_server_response: tuple[str, ...] = _setting(
+        (),
+        "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE",
+        ChoiceList(),
+        "Response headers recorded on HTTP server spans as http.response.header.<name> (case-insensitive).",
+    )
+    traceresponse: bool = _setting(
+        False,
+        "TRACEKIT_TRACERESPONSE",
+        Boolean(),
+        "Send a W3C traceresponse header (trace id, server span id, flags) with every traced response.",
     )
     http_capture_headers_sanitize_fields: tuple[str, ...] = _setting(
         ("authorization", "cookie", "set-cookie", "proxy-authorization", "x-api-key"),
