@@ -4,7 +4,9 @@ tracekit and the OpenTelemetry peer never share a tracer provider. tracekit is c
 with :func:`tracekit.configure` (which installs its provider as the API's global one); the
 peer gets a separate SDK :class:`~opentelemetry.sdk.trace.TracerProvider`, handed to the
 OpenTelemetry decorator and instrumentors explicitly, so that neither ever records into
-the other's pipeline.
+the other's pipeline. The API's global propagator is tracekit's while tracekit is
+configured; peer variants that inject or extract switch it to OpenTelemetry's own for their
+rounds (:func:`global_propagator`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from opentelemetry import propagate
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
@@ -23,6 +28,7 @@ from opentelemetry.sdk.trace.export import (
     SpanExportResult,
 )
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
+from opentelemetry.util._importlib_metadata import entry_points
 
 import tracekit
 from benchmarks._harness import Batch
@@ -31,6 +37,8 @@ __all__ = [
     "DropExporter",
     "Pipeline",
     "counted",
+    "global_propagator",
+    "opentelemetry_propagator",
     "peer_provider",
     "tracekit_configured",
     "tracekit_disabled",
@@ -153,3 +161,26 @@ def peer_provider(
         yield provider, Pipeline(exporter, lambda: provider.force_flush(10_000))
     finally:
         provider.shutdown()
+
+
+def opentelemetry_propagator(names: Sequence[str] = ("tracecontext", "baggage")) -> TextMapPropagator:
+    """The propagator ``opentelemetry.propagate`` installs for ``OTEL_PROPAGATORS=names``.
+
+    The default is OpenTelemetry's default, which is what ``opentelemetry-instrument`` uses.
+    """
+    loaded = []
+    for name in names:
+        (entry_point,) = entry_points(group="opentelemetry_propagator", name=name)
+        loaded.append(entry_point.load()())
+    return CompositePropagator(loaded)
+
+
+@contextmanager
+def global_propagator(propagator: TextMapPropagator) -> Iterator[None]:
+    """``propagator`` as the API's global one for the duration."""
+    previous = propagate.get_global_textmap()
+    propagate.set_global_textmap(propagator)
+    try:
+        yield
+    finally:
+        propagate.set_global_textmap(previous)

@@ -3,7 +3,8 @@
 The server (``benchmarks._http_server``) runs in its own process on 127.0.0.1. tracekit's
 integration is switched on with ``tracekit.instrument(name)`` and off with
 ``tracekit.uninstrument(name)`` around each of its rounds; the peer's instrumentor is
-instrumented with a separate SDK provider and uninstrumented the same way. Each variant
+instrumented with a separate SDK provider and uninstrumented the same way, and injects
+with OpenTelemetry's default propagator (tracekit's is the global one otherwise). Each variant
 opens a fresh client after switching on (so it sees whatever the switch patched) and checks,
 when switched off, that it exported exactly one span per request.
 """
@@ -20,7 +21,14 @@ from typing import Any
 from opentelemetry.sdk.trace import TracerProvider
 
 import tracekit
-from benchmarks._common import Pipeline, counted, peer_provider, tracekit_configured
+from benchmarks._common import (
+    Pipeline,
+    counted,
+    global_propagator,
+    opentelemetry_propagator,
+    peer_provider,
+    tracekit_configured,
+)
 from benchmarks._harness import Batch, Benchmark, Scale, Session, Setup, Unavailable, Variant, loop
 
 __all__ = ["benchmarks", "local_server"]
@@ -103,7 +111,8 @@ def _peer_switch(client: Client, provider: TracerProvider) -> Callable[[], Abstr
         instrumentor = client.instrumentor()
         instrumentor.instrument(tracer_provider=provider)
         try:
-            yield
+            with global_propagator(opentelemetry_propagator()):
+                yield
         finally:
             instrumentor.uninstrument()
 

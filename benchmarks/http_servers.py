@@ -4,7 +4,8 @@ No network: a small driver calls the application with a scope (ASGI) or an envir
 and collects the response, as a server would. Instrumentation is applied per application
 object, so each variant gets its own app: the peer's with
 ``FastAPIInstrumentor.instrument_app`` / ``FlaskInstrumentor().instrument_app`` (and, as
-reference rows, the generic ASGI and WSGI middlewares), all with a separate SDK provider.
+reference rows, the generic ASGI and WSGI middlewares), all with a separate SDK provider
+and OpenTelemetry's default propagator.
 tracekit's server integrations are switched on with ``tracekit.instrument()`` before its app
 is built and off after its round; until they exist its row says "not available".
 """
@@ -18,7 +19,14 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from typing import Any
 
-from benchmarks._common import Pipeline, counted, peer_provider, tracekit_configured
+from benchmarks._common import (
+    Pipeline,
+    counted,
+    global_propagator,
+    opentelemetry_propagator,
+    peer_provider,
+    tracekit_configured,
+)
 from benchmarks._harness import Batch, Benchmark, Role, Scale, Session, Unavailable, Variant
 from benchmarks.http_clients import tracekit_integration
 
@@ -204,6 +212,11 @@ def _app_session(
     return session
 
 
+def _peer_propagation() -> AbstractContextManager[None]:
+    """OpenTelemetry's default propagator for a peer's rounds (tracekit's is the global one)."""
+    return global_propagator(opentelemetry_propagator())
+
+
 def _tracekit_server(names: Sequence[str]) -> Callable[[], AbstractContextManager[object]]:
     """The first of ``names`` that tracekit knows as an integration, switched on."""
 
@@ -245,7 +258,7 @@ def _fastapi() -> Iterator[Sequence[Variant]]:
             return OpenTelemetryMiddleware(_fastapi_app(), tracer_provider=provider)
 
         def peer(label: str, role: Role, make: Callable[[], App], spans: int) -> Variant:
-            return Variant(label, role, _app_session(make, _asgi_batch, pipeline=pipeline, spans=spans))
+            return Variant(label, role, _app_session(make, _asgi_batch, _peer_propagation, pipeline, spans))
 
         tracekit_switch = _tracekit_server(("fastapi", "starlette", "asgi"))
         yield [
@@ -298,12 +311,12 @@ def _flask() -> Iterator[Sequence[Variant]]:
             Variant(
                 "opentelemetry-instrumentation-flask",
                 "peer",
-                _app_session(peer_app, _wsgi_batch, pipeline=pipeline),
+                _app_session(peer_app, _wsgi_batch, _peer_propagation, pipeline),
             ),
             Variant(
                 "opentelemetry-instrumentation-wsgi middleware",
                 "reference",
-                _app_session(middleware_app, _wsgi_batch, pipeline=pipeline),
+                _app_session(middleware_app, _wsgi_batch, _peer_propagation, pipeline),
             ),
         ]
 

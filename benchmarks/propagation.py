@@ -16,20 +16,13 @@ from opentelemetry import baggage, context, propagate, trace
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
-from opentelemetry.util._importlib_metadata import entry_points
 
-from benchmarks._common import tracekit_configured
+from benchmarks._common import global_propagator, opentelemetry_propagator, tracekit_configured
 from benchmarks._harness import Batch, Benchmark, Scale, Session, Setup, Variant, loop
 
 __all__ = ["benchmarks"]
 
 FORMATS = ("tracecontext", "b3multi", "baggage")
-
-
-def _opentelemetry_propagator(name: str) -> TextMapPropagator:
-    """The propagator ``opentelemetry.propagate`` would install for ``OTEL_PROPAGATORS=name``."""
-    (entry_point,) = entry_points(group="opentelemetry_propagator", name=name)
-    return CompositePropagator([entry_point.load()()])
 
 
 def _round_trip() -> None:
@@ -41,12 +34,8 @@ def _round_trip() -> None:
 def _with_global(propagator: TextMapPropagator) -> Session:
     @contextmanager
     def session() -> Iterator[Batch]:
-        previous = propagate.get_global_textmap()
-        propagate.set_global_textmap(propagator)
-        try:
+        with global_propagator(propagator):
             yield loop(_round_trip)
-        finally:
-            propagate.set_global_textmap(previous)
 
     return session
 
@@ -78,7 +67,7 @@ def _setup(name: str) -> Setup:
                     Variant("bare (no propagator)", "bare", _with_global(CompositePropagator([]))),
                     Variant("tracekit-configured", "tracekit", _with_global(tracekit_propagator)),
                     Variant(
-                        "OpenTelemetry-configured", "peer", _with_global(_opentelemetry_propagator(name))
+                        "OpenTelemetry-configured", "peer", _with_global(opentelemetry_propagator([name]))
                     ),
                 ]
             finally:
