@@ -32,6 +32,7 @@ __all__ = ["patch", "patches", "unpatch"]
 
 NAME = "confluent_kafka"
 _CONF = "_tracekit_conf"
+_REPORTS = "_tracekit_reports"  # marks tracekit's delivery callback
 _PARTITION_EOF = -191  # KafkaError._PARTITION_EOF: an event, not an error
 
 
@@ -91,21 +92,30 @@ def _prepare(params: tuple[str, ...]) -> Callable[[Any, Delivery, Args, Kwargs],
             if callback is not None:
                 callback(error, message)
 
+        setattr(on_delivery, _REPORTS, True)
         return _messaging.rebind_arg(params, args, kwargs, "on_delivery", on_delivery)
 
     return prepare
 
 
-def _watch(result: Any, delivery: Delivery) -> None:
-    if delivery.kwargs.get("on_delivery") is None and "on_delivery" not in delivery.args:
-        delivery.delivered()  # delivery.report.only.error: no report for a success
+def _watch(params: tuple[str, ...]) -> Callable[[Any, Delivery], None]:
+    def watch(result: Any, delivery: Delivery) -> None:
+        callback = _messaging.bind_arg(params, delivery.args, delivery.kwargs, "on_delivery")
+        if not getattr(callback, _REPORTS, False):
+            delivery.delivered()  # delivery.report.only.error: no report for a success
+
+    return watch
 
 
 _PRODUCE = ("topic", "value", "key", "partition", "on_delivery", "timestamp", "headers")
 _SERIALIZING_PRODUCE = ("topic", "key", "value", "partition", "on_delivery", "timestamp", "headers")
-PRODUCER = _messaging.Producer(NAME, _PRODUCE, _client, watch=None, prepare=_prepare(_PRODUCE))
+PRODUCER = _messaging.Producer(NAME, _PRODUCE, _client, watch=_watch(_PRODUCE), prepare=_prepare(_PRODUCE))
 SERIALIZING_PRODUCER = _messaging.Producer(
-    NAME, _SERIALIZING_PRODUCE, _client, watch=None, prepare=_prepare(_SERIALIZING_PRODUCE)
+    NAME,
+    _SERIALIZING_PRODUCE,
+    _client,
+    watch=_watch(_SERIALIZING_PRODUCE),
+    prepare=_prepare(_SERIALIZING_PRODUCE),
 )
 CONSUMER = _messaging.Consumer(NAME, _client, error_of=_error_of, error_type=_error_type)
 

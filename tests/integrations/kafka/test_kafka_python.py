@@ -243,7 +243,9 @@ def test_keys_and_tombstones(broker: Broker, topic: str, spans: SpanRecorder) ->
         offset=0,
         extra={"messaging.kafka.message.key": "customer-7", "messaging.kafka.message.tombstone": True},
     )
-    check_send(binary, broker, topic, client_id="orders-api", offset=1, extra={"messaging.message.body.size": 1})
+    check_send(
+        binary, broker, topic, client_id="orders-api", offset=1, extra={"messaging.message.body.size": 1}
+    )
     receiving = consumer(broker, topic)
     next(receiving), next(receiving)
     receiving.close()
@@ -259,7 +261,14 @@ def test_keys_and_tombstones(broker: Broker, topic: str, spans: SpanRecorder) ->
         extra={"messaging.kafka.message.key": "customer-7", "messaging.kafka.message.tombstone": True},
     )
     check_process(
-        second, broker, topic, binary, client_id="worker", group=None, offset=1, extra={"messaging.message.body.size": 1}
+        second,
+        broker,
+        topic,
+        binary,
+        client_id="worker",
+        group=None,
+        offset=1,
+        extra={"messaging.message.body.size": 1},
     )
 
 
