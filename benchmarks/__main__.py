@@ -10,6 +10,7 @@ file only when ``--output`` is given.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -41,6 +42,15 @@ CUSTOM: dict[str, Callable[[Scale, Callable[[str], None]], list[Section]]] = {
     "export": export.run,
 }
 DEFAULT_OUTPUT = ROOT / "docs" / "performance.md"
+
+
+def _clean_environment() -> list[str]:
+    """Drop the caller's ``OTEL_*`` / ``TRACEKIT_*`` variables: both sides run on their defaults
+    plus what each benchmark sets, whatever the shell exported."""
+    removed = [name for name in os.environ if name.startswith(("OTEL_", "TRACEKIT_", "FASTAPI_OTEL_"))]
+    for name in removed:
+        del os.environ[name]
+    return removed
 
 
 def _log(message: str) -> None:
@@ -77,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     wanted = set(args.names)
+    for name in _clean_environment():
+        _log(f"ignoring {name} from the environment")
 
     load_before = load_average()
     started = time.perf_counter()

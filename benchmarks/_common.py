@@ -17,7 +17,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry import propagate
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -178,6 +177,8 @@ def opentelemetry_propagator(names: Sequence[str] = ("tracecontext", "baggage"))
 @contextmanager
 def global_propagator(propagator: TextMapPropagator) -> Iterator[None]:
     """``propagator`` as the API's global one for the duration."""
+    from opentelemetry import propagate  # after configure(): it reads OTEL_PROPAGATORS on import
+
     previous = propagate.get_global_textmap()
     propagate.set_global_textmap(propagator)
     try:

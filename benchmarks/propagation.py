@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
-from opentelemetry import baggage, context, propagate, trace
+from opentelemetry import baggage, context, trace
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
@@ -25,17 +25,19 @@ __all__ = ["benchmarks"]
 FORMATS = ("tracecontext", "b3multi", "baggage")
 
 
-def _round_trip() -> None:
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    propagate.extract(carrier)
-
-
 def _with_global(propagator: TextMapPropagator) -> Session:
     @contextmanager
     def session() -> Iterator[Batch]:
+        # Imported here, not at module level: the module reads OTEL_PROPAGATORS on import.
+        from opentelemetry.propagate import extract, inject
+
+        def round_trip() -> None:
+            carrier: dict[str, str] = {}
+            inject(carrier)
+            extract(carrier)
+
         with global_propagator(propagator):
-            yield loop(_round_trip)
+            yield loop(round_trip)
 
     return session
 
@@ -60,7 +62,9 @@ def _setup(name: str) -> Setup:
     @contextmanager
     def setup() -> Iterator[Sequence[Variant]]:
         with tracekit_configured(propagators=[name]):
-            tracekit_propagator = propagate.get_global_textmap()
+            from opentelemetry.propagate import get_global_textmap
+
+            tracekit_propagator = get_global_textmap()
             token = context.attach(_active_context())
             try:
                 yield [
