@@ -68,44 +68,49 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = _parse(argv)
-    scale = Scale(quick=args.quick)
-    timed = {family: build(scale) for family, build in TIMED.items()}
-    known = set(timed) | set(CUSTOM) | {b.name for group in timed.values() for b in group}
-    if args.list:
-        for family, group in timed.items():
-            print(family + ": " + ", ".join(b.name for b in group))
-        for family in CUSTOM:
-            print(family)
-        return 0
-    unknown = [name for name in args.names if name not in known]
-    if unknown:
-        print(
-            f"unknown benchmark(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}", file=sys.stderr
-        )
-        return 2
-    wanted = set(args.names)
-    for name in _clean_environment():
-        _log(f"ignoring {name} from the environment")
-
-    load_before = load_average()
-    started = time.perf_counter()
+def _run(
+    timed: dict[str, list[Benchmark]], wanted: set[str], scale: Scale
+) -> list[BenchmarkResult | Section]:
+    """Every selected benchmark, in family order (everything when ``wanted`` is empty)."""
     sections: list[BenchmarkResult | Section] = []
-    for family in [*TIMED, *CUSTOM]:
-        if family in CUSTOM:
-            if not wanted or family in wanted:
-                _log(f"{family} ...")
-                sections.extend(CUSTOM[family](scale, _log))
-            continue
-        for benchmark in timed[family]:
+    for family, group in timed.items():
+        for benchmark in group:
             if wanted and family not in wanted and benchmark.name not in wanted:
                 continue
             _log(f"{benchmark.name} ...")
             begun = time.perf_counter()
             sections.append(run_benchmark(benchmark, _log))
             _log(f"{benchmark.name}: {time.perf_counter() - begun:.1f} s")
+    for family, run in CUSTOM.items():
+        if not wanted or family in wanted:
+            _log(f"{family} ...")
+            begun = time.perf_counter()
+            sections.extend(run(scale, _log))
+            _log(f"{family}: {time.perf_counter() - begun:.1f} s")
+    return sections
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parse(argv)
+    scale = Scale(quick=args.quick)
+    timed = {family: build(scale) for family, build in TIMED.items()}
+    if args.list:
+        for family, group in timed.items():
+            print(family + ": " + ", ".join(b.name for b in group))
+        print("\n".join(CUSTOM))
+        return 0
+    known = set(timed) | set(CUSTOM) | {b.name for group in timed.values() for b in group}
+    unknown = [name for name in args.names if name not in known]
+    if unknown:
+        print(f"unknown: {', '.join(unknown)}; known: {', '.join(sorted(known))}", file=sys.stderr)
+        return 2
+    for name in _clean_environment():
+        _log(f"ignoring {name} from the environment")
+
+    load_before = load_average()
+    started = time.perf_counter()
+    sections = _run(timed, set(args.names), scale)
     elapsed = time.perf_counter() - started
     verdicts = evaluate([s for s in sections if isinstance(s, BenchmarkResult)])
 
@@ -116,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"Total: {elapsed:.0f} s")
 
     output = args.output
-    if output is None and not wanted and not args.quick:
+    if output is None and not args.names and not args.quick:
         output = DEFAULT_OUTPUT
     if output is not None:
         output.write_text(render_document(sections, verdicts, argv, elapsed, load_before), encoding="utf-8")

@@ -213,8 +213,8 @@ def benchmarks(scale: Scale) -> list[Benchmark]:
             "`instrument(tracer_provider=...)` / `uninstrument()` around each of their rounds, a new "
             "client each round",
             setup=_lazy_setup(make),
-            rounds=scale.rounds(15),
-            iterations=scale.iterations(400),
+            rounds=scale.rounds(21),
+            iterations=scale.iterations(300),
             warmup=20,
         )
         for make, library, call in clients

@@ -340,8 +340,8 @@ def benchmarks(scale: Scale) -> list[Benchmark]:
             "endpoint, serialization).",
             switching=switching,
             setup=_fastapi,
-            rounds=scale.rounds(11),
-            iterations=scale.iterations(600),
+            rounds=scale.rounds(15),
+            iterations=scale.iterations(450),
             warmup=20,
         ),
         Benchmark(
@@ -352,8 +352,8 @@ def benchmarks(scale: Scale) -> list[Benchmark]:
             "through the WSGI interface; one SERVER span per request on the instrumented sides.",
             switching=switching,
             setup=_flask,
-            rounds=scale.rounds(11),
-            iterations=scale.iterations(1_000),
+            rounds=scale.rounds(15),
+            iterations=scale.iterations(700),
             warmup=20,
         ),
     ]

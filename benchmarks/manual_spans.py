@@ -150,8 +150,8 @@ def _unconfigured() -> Iterator[Sequence[Variant]]:
 
 
 def decorator_benchmarks(scale: Scale) -> list[Benchmark]:
-    fast = scale.iterations(50_000)
-    rounds = scale.rounds(15)
+    fast = scale.iterations(40_000)
+    rounds = scale.rounds(21)
     return [
         Benchmark(
             name="decorator-sampled",
@@ -162,7 +162,7 @@ def decorator_benchmarks(scale: Scale) -> list[Benchmark]:
             switching=_SWITCHING,
             setup=_sampled,
             rounds=rounds,
-            iterations=scale.iterations(5_000),
+            iterations=scale.iterations(4_000),
             warmup=200,
         ),
         Benchmark(
@@ -262,8 +262,8 @@ def span_benchmarks(scale: Scale) -> list[Benchmark]:
             description="`with span(name): work()` around a trivial body; every span sampled and dropped.",
             switching=_SWITCHING,
             setup=_span_block,
-            rounds=scale.rounds(15),
-            iterations=scale.iterations(5_000),
+            rounds=scale.rounds(21),
+            iterations=scale.iterations(4_000),
             warmup=200,
         )
     ]

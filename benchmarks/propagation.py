@@ -90,8 +90,8 @@ def benchmarks(scale: Scale) -> list[Benchmark]:
             f"with {name} as the only format, inside a sampled span with three baggage entries.",
             switching="in process: the API's global propagator is swapped between variants",
             setup=_setup(name),
-            rounds=scale.rounds(15),
-            iterations=scale.iterations(10_000),
+            rounds=scale.rounds(21),
+            iterations=scale.iterations(8_000),
             warmup=200,
         )
         for name in FORMATS
