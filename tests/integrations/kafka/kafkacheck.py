@@ -127,8 +127,9 @@ def running_broker(name: str) -> Iterator[Broker]:
                     break
             except OSError:
                 if time.monotonic() > deadline:
+                    within = f"within {START_TIMEOUT:.0f} s"
                     raise BrokerUnavailable(
-                        f"{name} did not listen on 127.0.0.1:{port} within {START_TIMEOUT:.0f} s: {_tail(log_path)}"
+                        f"{name} did not listen on 127.0.0.1:{port} {within}: {_tail(log_path)}"
                     ) from None
                 time.sleep(0.05)
         yield Broker(name, "127.0.0.1", port, process.pid)
@@ -249,7 +250,8 @@ def check_process(
     if sender is not None:
         assert span.parent is not None
         assert (span.parent.trace_id, span.parent.span_id) == ids(sender)
-        assert span.context is not None and span.context.trace_id == ids(sender)[0]
+        assert span.context is not None
+        assert span.context.trace_id == ids(sender)[0]
         expected_links = [ids(sender)] + ([ids(ambient)] if ambient is not None else [])
         assert [(link.context.trace_id, link.context.span_id) for link in span.links] == expected_links
     expected: dict[str, Any] = {

@@ -110,7 +110,8 @@ def test_send_and_wait_then_async_for_is_one_trace(broker: Broker, topic: str, s
     assert (current.trace_id, current.span_id) == ids(processed)
     assert after is trace.INVALID_SPAN
     child = spans.named("reserve stock")
-    assert child.parent is not None and child.parent.span_id == ids(processed)[1]
+    assert child.parent is not None
+    assert child.parent.span_id == ids(processed)[1]
 
 
 def test_getone_ends_the_previous_process_span(broker: Broker, topic: str, spans: SpanRecorder) -> None:
@@ -188,7 +189,8 @@ def test_an_exception_inside_process_marks_the_span(broker: Broker, topic: str, 
     run(main)
     (span,) = by_name(spans.spans, f"process {topic}")
     check_error(span, "LookupError")
-    assert span.parent is not None and span.parent.span_id == ids(spans.named(f"send {topic}"))[1]
+    assert span.parent is not None
+    assert span.parent.span_id == ids(spans.named(f"send {topic}"))[1]
 
 
 def test_a_send_that_raises_is_an_error_span(broker: Broker, spans: SpanRecorder) -> None:

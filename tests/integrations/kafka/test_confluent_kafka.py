@@ -157,9 +157,9 @@ def test_the_process_span_ends_at_the_next_poll_and_at_close(
     receiving.close()
     first_again, second = by_name(spans.spans, f"process {topic}")
     assert ids(first_again) == ids(first)
-    assert (
-        first.end_time is not None and second.start_time is not None and first.end_time <= second.start_time
-    )
+    assert first.end_time is not None
+    assert second.start_time is not None
+    assert first.end_time <= second.start_time
     assert [span.attributes["messaging.kafka.offset"] for span in (first, second)] == [0, 1]  # type: ignore[index]
     assert trace.get_current_span() is trace.INVALID_SPAN
 
@@ -223,7 +223,8 @@ def test_a_failed_delivery_marks_the_send_span_and_the_callback_gets_the_origina
     sending.produce("bad topic!", b"v", on_delivery=lambda error, message: reports.append((error, message)))
     sending.flush(WAIT_SECONDS)
     ((error, message),) = reports
-    assert isinstance(error, KafkaError) and message.topic() == "bad topic!"
+    assert isinstance(error, KafkaError)
+    assert message.topic() == "bad topic!"
     span = spans.named("send bad topic!")
     assert span.kind is SpanKind.PRODUCER
     check_error(span, error.name())
@@ -366,7 +367,8 @@ def test_a_class_taken_before_patching_is_named_in_a_warning() -> None:
     lines = result.stdout.splitlines()
     assert "traced True" in lines
     warnings = [line for line in lines if "took confluent_kafka's Producer or Consumer" in line]
-    assert len(warnings) == 1 and warnings[0].startswith("tracekit: __main__.EarlyProducer took"), lines
+    assert len(warnings) == 1, lines
+    assert warnings[0].startswith("tracekit: __main__.EarlyProducer took"), lines
 
 
 def test_no_warning_when_configured_before_the_import() -> None:

@@ -107,7 +107,8 @@ def test_one_trace_from_send_to_process_with_the_callers_headers_kept(
     assert record.headers == [("tenant", b"acme"), ("tenant", b"second"), ("traceparent", traceparent(sent))]
     assert (current.trace_id, current.span_id) == ids(processed)
     child = spans.named("reserve stock")
-    assert child.parent is not None and child.parent.span_id == ids(processed)[1]
+    assert child.parent is not None
+    assert child.parent.span_id == ids(processed)[1]
     assert trace.get_current_span() is trace.INVALID_SPAN, "the process span outlived close()"
 
 
@@ -121,12 +122,13 @@ def test_each_process_span_ends_when_the_next_record_is_asked_for(
         currents.append(trace.get_current_span())
         if record.offset == 1:
             break
-    first, second = by_name(spans.spans, f"process {topic}") + [None]  # the second is still open
-    assert second is None
-    assert first is not None and first.end_time is not None
+    (first,) = by_name(spans.spans, f"process {topic}")  # the second is still open
+    assert first is not None
+    assert first.end_time is not None
     receiving.close()
     first, second = by_name(spans.spans, f"process {topic}")
-    assert first.end_time is not None and second.start_time is not None
+    assert first.end_time is not None
+    assert second.start_time is not None
     assert first.end_time <= second.start_time
     assert [ids(first), ids(second)] == [
         (span.get_span_context().trace_id, span.get_span_context().span_id) for span in currents
@@ -182,7 +184,7 @@ def test_poll_makes_one_span_linking_every_record_and_process_scopes_each(
         check_poll(polls[0], broker, topic, senders, count=3, client_id="worker", group=None)
     processed = by_name(spans.spans, f"process {topic}")
     assert len(processed) == 3
-    for span, sender, offset in zip(processed, [*senders, None], range(3)):
+    for span, sender, offset in zip(processed, [*senders, None], range(3), strict=False):
         extra = {"messaging.message.body.size": len(records[offset].value)}
         if offset < 2:
             extra["messaging.kafka.message.key"] = f"k{offset + 1}"
@@ -211,7 +213,8 @@ def test_a_record_sent_on_carries_one_traceparent_the_new_send_span(
     processed = spans.named(f"process {first}")
     assert header_values(forwarded.headers, "traceparent") == [traceparent(resend)]
     assert forwarded.headers[0] == ("tenant", b"acme")
-    assert resend.parent is not None and resend.parent.span_id == ids(processed)[1]
+    assert resend.parent is not None
+    assert resend.parent.span_id == ids(processed)[1]
     assert [(link.context.trace_id, link.context.span_id) for link in resend.links] == [ids(original)]
     assert ids(resend)[0] == ids(original)[0]
 
@@ -318,7 +321,8 @@ def test_b3_headers_carry_the_context(broker: Broker, topic: str) -> None:
         processed = recorder.named(f"process {topic}")
     assert sorted(name for name, _ in record.headers) == ["x-b3-sampled", "x-b3-spanid", "x-b3-traceid"]
     assert header_values(record.headers, "x-b3-traceid") == [f"{ids(sent)[0]:032x}".encode()]
-    assert processed.parent is not None and processed.parent.span_id == ids(sent)[1]
+    assert processed.parent is not None
+    assert processed.parent.span_id == ids(sent)[1]
 
 
 def test_old_attribute_names_under_messaging_dup(broker: Broker, topic: str) -> None:
@@ -331,7 +335,8 @@ def test_old_attribute_names_under_messaging_dup(broker: Broker, topic: str) -> 
         receiving.close()
         sent = recorder.named(f"send {topic}")
         processed = recorder.named(f"process {topic}")
-    assert sent.attributes is not None and processed.attributes is not None
+    assert sent.attributes is not None
+    assert processed.attributes is not None
     assert sent.attributes["messaging.operation"] == "publish"
     assert sent.attributes["messaging.client_id"] == "orders-api"
     assert sent.attributes["messaging.kafka.destination.partition"] == 0
