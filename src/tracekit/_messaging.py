@@ -381,6 +381,15 @@ def rebind_arg(
     return args, {**kwargs, name: value}
 
 
+def _delivery_attributes(partition: Any, offset: Any, size: Any, dup: bool) -> Attributes:
+    """What a delivery report says about the record: its partition, offset and size."""
+    attributes: Attributes = {}
+    _message_attributes(attributes, partition, offset, None, b"", size, dup)
+    if not (isinstance(size, int) and size >= 0):
+        del attributes[MESSAGING_MESSAGE_BODY_SIZE]
+    return attributes
+
+
 class Delivery:
     """One record being sent: its span, from the send call until the delivery report."""
 
@@ -403,20 +412,8 @@ class Delivery:
             return
         self.ended = True
         try:
-            span = self.span
-            if span.is_recording():
-                attributes: Attributes = {}
-                if isinstance(partition, int) and partition >= 0:
-                    attributes[MESSAGING_DESTINATION_PARTITION_ID] = str(partition)
-                    if self.config.dup:
-                        attributes[OLD_MESSAGING_KAFKA_DESTINATION_PARTITION] = partition
-                if isinstance(offset, int) and offset >= 0:
-                    attributes[MESSAGING_KAFKA_OFFSET] = offset
-                    if self.config.dup:
-                        attributes[OLD_MESSAGING_KAFKA_MESSAGE_OFFSET] = offset
-                if isinstance(size, int) and size >= 0:
-                    attributes[MESSAGING_MESSAGE_BODY_SIZE] = size
-                span.set_attributes(attributes)
+            if self.span.is_recording():
+                self.span.set_attributes(_delivery_attributes(partition, offset, size, self.config.dup))
         except Exception as exc:
             report(self.integration, exc)
         self.span.end()
@@ -612,16 +609,27 @@ class _Scope:
 
 #: The automatic process scope open in this context, if any.
 _open: ContextVar[_Scope | None] = ContextVar("tracekit.messaging.open", default=None)
+#: Each consumer's open automatic process scope, wherever it was opened (a task of its own
+#: under asyncio.wait_for, say): the consumer's next receive or close ends it all the same.
+_by_consumer: dict[int, _Scope] = {}
 
 #: Records of each consumer's latest batch, so that process(record) knows their consumer.
 _batches: dict[int, dict[int, tuple[Any, Client]]] = {}
 
 
 def _end_open(owner: int | None = None) -> None:
+    """End the scope open in this context (only if it is ``owner``'s) and ``owner``'s own."""
     scope = _open.get()
-    if scope is None or (owner is not None and scope.owner != owner):
-        return
-    _open.set(None)
+    if scope is not None and (owner is None or scope.owner == owner):
+        _open.set(None)
+        _end(scope)
+    if owner is not None:
+        scope = _by_consumer.pop(owner, None)
+        if scope is not None:
+            _end(scope)
+
+
+def _end(scope: _Scope) -> None:
     try:
         scope.end()
     except Exception as exc:
@@ -674,7 +682,9 @@ def _hand_out(consumer: Consumer, instance: Any, record: Any) -> None:
         client = client_of(instance, consumer.client)
         span, current = _process_span(config, _Record(record), client)
         token = otel_context.attach(current)
-        _open.set(_Scope(consumer.integration, span, current, token, id(instance), record))
+        scope = _Scope(consumer.integration, span, current, token, id(instance), record)
+        _open.set(scope)
+        _by_consumer[id(instance)] = scope
     except Exception as exc:
         report(consumer.integration, exc)
 
@@ -764,10 +774,11 @@ def _batch_received(consumer: Consumer, instance: Any, start: int, records: list
         report(consumer.integration, exc)
 
 
-def _before_receive(consumer: Consumer) -> int:
-    """A receive call starts: the open process span (if any) ends; the call's start time."""
-    if _open.get() is not None:
+def _before_receive(instance: Any) -> int:
+    """A receive call starts: open process spans (this context's, this consumer's) end; the start time."""
+    if _open.get() is not None or _by_consumer:
         _end_open()
+        _end_open(id(instance))
     return time.time_ns()
 
 
@@ -777,7 +788,7 @@ def receive_one(consumer: Consumer) -> Callable[[Any, Any, Args, Kwargs], Any]:
     def wrapper(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
         if RECEIVING.active():
             return wrapped(*args, **kwargs)
-        start = _before_receive(consumer)
+        start = _before_receive(instance)
         if _state.current is None:
             return wrapped(*args, **kwargs)
         token = RECEIVING.enter()
@@ -801,7 +812,7 @@ def async_receive_one(consumer: Consumer) -> Callable[[Any, Any, Args, Kwargs], 
     async def wrapper(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
         if RECEIVING.active():
             return await wrapped(*args, **kwargs)
-        start = _before_receive(consumer)
+        start = _before_receive(instance)
         if _state.current is None:
             return await wrapped(*args, **kwargs)
         token = RECEIVING.enter()
@@ -828,16 +839,16 @@ def _flatten(result: Any) -> list[Any]:
 def receive_batch(consumer: Consumer, *, is_async: bool = False) -> Callable[[Any, Any, Args, Kwargs], Any]:
     """A wrapt wrapper for a call returning a batch: a list, or lists by partition in a dict."""
 
-    def before() -> int | None:
+    def before(instance: Any) -> int | None:
         if RECEIVING.active():
             return None
-        start = _before_receive(consumer)
+        start = _before_receive(instance)
         return None if _state.current is None else start
 
     if is_async:
 
         async def async_wrapper(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
-            start = before()
+            start = before(instance)
             if start is None:
                 return await wrapped(*args, **kwargs)
             try:
@@ -851,7 +862,7 @@ def receive_batch(consumer: Consumer, *, is_async: bool = False) -> Callable[[An
         return async_wrapper
 
     def wrapper(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
-        start = before()
+        start = before(instance)
         if start is None:
             return wrapped(*args, **kwargs)
         try:
@@ -915,6 +926,8 @@ def process(record: Any) -> Iterator[trace.Span]:
             open_scope = _open.get()
             if open_scope is not None and open_scope.record is record and not open_scope.ended:
                 _open.set(None)
+                if _by_consumer.get(open_scope.owner) is open_scope:
+                    del _by_consumer[open_scope.owner]
                 scope = open_scope
             else:
                 _end_open()
