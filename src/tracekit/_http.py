@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import traceback
 from collections.abc import Callable, Iterable
 from contextvars import ContextVar, Token
 from typing import Any
@@ -36,9 +35,6 @@ from tracekit._redaction import captured_headers, header_sanitizer, redact_url
 from tracekit._safety import report
 from tracekit._semconv import (
     ERROR_TYPE,
-    EXCEPTION_MESSAGE,
-    EXCEPTION_STACKTRACE,
-    EXCEPTION_TYPE,
     HTTP_REQUEST_HEADER,
     HTTP_REQUEST_METHOD,
     HTTP_REQUEST_METHOD_ORIGINAL,
@@ -55,6 +51,7 @@ from tracekit._semconv import (
     SERVER_ADDRESS,
     SERVER_PORT,
     URL_FULL,
+    exception_event,
     http_method,
     qualified_name,
 )
@@ -339,16 +336,7 @@ class Call:
             if span.is_recording():
                 error_type = qualified_name(type(exc))
                 span.set_attribute(ERROR_TYPE, error_type)
-                span.add_event(
-                    "exception",
-                    {
-                        EXCEPTION_TYPE: error_type,
-                        EXCEPTION_MESSAGE: str(exc),
-                        EXCEPTION_STACKTRACE: "".join(
-                            traceback.format_exception(type(exc), exc, exc.__traceback__)
-                        ),
-                    },
-                )
+                span.add_event("exception", exception_event(exc))
                 span.set_status(Status(StatusCode.ERROR, str(exc) or error_type))
         except Exception as internal:
             report(self.client.integration, internal)

@@ -16,6 +16,9 @@ object, a re-imported module starts unpatched, as it should.
 A target declared with :class:`Replace` instead of a wrapper function is rebound to a
 replacement made from the original (a subclass of a C extension type whose methods cannot
 be wrapped in place); ``revert`` rebinds the original the same way.
+
+A path ending in ``?`` is optional: a library version without that attribute is patched
+without it (a hook that only some versions of a library offer).
 """
 
 from __future__ import annotations
@@ -85,6 +88,17 @@ def _resolve(module: ModuleType, path: str) -> tuple[Any, str]:
     return parent, attribute
 
 
+def _resolve_declared(module: ModuleType, path: str) -> tuple[Any, str] | None:
+    """:func:`_resolve`, or ``None`` for an optional target (``path?``) that ``module`` lacks."""
+    if not path.endswith("?"):
+        return _resolve(module, path)
+    try:
+        parent, attribute = _resolve(module, path[:-1])
+    except AttributeError:
+        return None
+    return (parent, attribute) if hasattr(parent, attribute) else None
+
+
 class Patches:
     """The wrappers of one integration, per trigger module, with apply and revert."""
 
@@ -98,7 +112,9 @@ class Patches:
     def targets(self, module: ModuleType) -> Iterable[tuple[Any, str]]:
         """``(owner, attribute)`` of every declared target in ``module``."""
         for path, _ in self.declared.get(module.__name__, ()):
-            yield _resolve(module, path)
+            found = _resolve_declared(module, path)
+            if found is not None:
+                yield found
 
     def is_applied(self, module: ModuleType) -> bool:
         """Whether this integration's wrappers are currently installed in ``module``."""
@@ -111,7 +127,10 @@ class Patches:
         applied: list[_Applied] = []
         try:
             for path, wrapper in self.declared.get(module.__name__, ()):
-                parent, attribute = _resolve(module, path)
+                found = _resolve_declared(module, path)
+                if found is None:
+                    continue
+                parent, attribute = found
                 own = attribute in vars(parent)
                 original = vars(parent)[attribute] if own else getattr(parent, attribute)
                 if isinstance(wrapper, Replace):

@@ -90,6 +90,42 @@ INTEGRATIONS: tuple[Integration, ...] = (
         ("opentelemetry.instrumentation.aiohttp_client", "AioHttpClientInstrumentor"),
     ),
     Integration(
+        "starlette",
+        ("starlette.applications", "starlette.routing"),
+        "tracekit.integrations.starlette",
+        "starlette",
+        "0.20",
+        ("opentelemetry.instrumentation.starlette", "StarletteInstrumentor"),
+    ),
+    Integration(
+        "fastapi",
+        ("fastapi.applications", "fastapi.routing"),
+        "tracekit.integrations.fastapi",
+        "fastapi",
+        "0.90",
+        ("opentelemetry.instrumentation.fastapi", "FastAPIInstrumentor"),
+    ),
+    Integration("uvicorn", ("uvicorn.config",), "tracekit.integrations.uvicorn", "uvicorn", "0.20"),
+    Integration(
+        "hypercorn", ("hypercorn.app_wrappers",), "tracekit.integrations.hypercorn", "hypercorn", "0.15"
+    ),
+    Integration(
+        "flask",
+        ("flask",),
+        "tracekit.integrations.flask",
+        "flask",
+        "2.2",
+        ("opentelemetry.instrumentation.flask", "FlaskInstrumentor"),
+    ),
+    Integration(
+        "django",
+        ("django.core.handlers.wsgi", "django.core.handlers.base", "django.core.handlers.exception"),
+        "tracekit.integrations.django",
+        "django",
+        "3.2",
+        ("opentelemetry.instrumentation.django", "DjangoInstrumentor"),
+    ),
+    Integration(
         "kafka_python",
         ("kafka",),
         "tracekit.integrations.kafka_python",

@@ -6,6 +6,8 @@ value of ``OTEL_SEMCONV_STABILITY_OPT_IN``.
 
 from __future__ import annotations
 
+import traceback
+
 __all__ = [
     "CLIENT_ADDRESS",
     "DB_COLLECTION_NAME",
@@ -75,6 +77,7 @@ __all__ = [
     "URL_QUERY",
     "URL_SCHEME",
     "USER_AGENT_ORIGINAL",
+    "exception_event",
     "http_method",
     "qualified_name",
 ]
@@ -191,3 +194,12 @@ def qualified_name(cls: type) -> str:
     if not module or module == "builtins":
         return cls.__qualname__
     return f"{module}.{cls.__qualname__}"
+
+
+def exception_event(exc: BaseException) -> dict[str, str]:
+    """The attributes of the ``exception`` span event recording ``exc``."""
+    return {
+        EXCEPTION_TYPE: qualified_name(type(exc)),
+        EXCEPTION_MESSAGE: str(exc),
+        EXCEPTION_STACKTRACE: "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
+    }

@@ -1,0 +1,31 @@
+"""hypercorn: a SERVER span per request of any ASGI application hypercorn serves.
+
+``ASGIWrapper.__call__``, through which hypercorn calls an ASGI application for each
+request and connection, is wrapped; WSGI applications served by hypercorn are left to the
+WSGI middleware and the flask and django integrations.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tracekit._patch import Patches
+from tracekit.integrations.asgi import Receive, Scope, Send, app_kind, traced
+
+__all__ = ["patch", "patches", "unpatch"]
+
+
+def _call(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    if kwargs or len(args) != 5:
+        return wrapped(*args, **kwargs)
+    scope, receive, send, sync_spawn, call_soon = args
+
+    def app(scope: Scope, receive: Receive, send: Send) -> Any:
+        return wrapped(scope, receive, send, sync_spawn, call_soon)
+
+    return traced("hypercorn", app_kind(instance.app), app, scope, receive, send)
+
+
+patches = Patches("hypercorn", {"hypercorn.app_wrappers": [("ASGIWrapper.__call__", _call)]})
+patch = patches.apply
+unpatch = patches.revert
