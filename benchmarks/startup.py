@@ -8,6 +8,7 @@ traces only). Each round runs each command once, in rotated order; medians over 
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -70,9 +71,18 @@ def _command_session(argv: Sequence[str] | str, env: dict[str, str]) -> Session:
 def _tracekit_run() -> list[str] | str:
     """``tracekit run python -c pass``, or why it cannot be run."""
     script = _script("tracekit")
-    if script is None:
-        return "the `tracekit` command is not installed (issue 6)"
-    return [script, "run", sys.executable, "-c", "pass"]
+    if script is not None:
+        return [script, "run", sys.executable, "-c", "pass"]
+    if importlib.util.find_spec("tracekit.__main__") is not None:
+        return [sys.executable, "-m", "tracekit", "run", sys.executable, "-c", "pass"]
+    return "neither the `tracekit` command nor `python -m tracekit` is installed (issue 6)"
+
+
+def _label(argv: list[str] | str, default: str) -> str:
+    """``default``, or ``python -m tracekit run ...`` when that is what runs."""
+    if isinstance(argv, list) and argv[1:3] == ["-m", "tracekit"]:
+        return "python -m " + default
+    return default
 
 
 def _opentelemetry_instrument() -> list[str] | str:
@@ -86,6 +96,7 @@ def _opentelemetry_instrument() -> list[str] | str:
 def _setup() -> Iterator[Sequence[Variant]]:
     python = sys.executable
     configure = "import tracekit; tracekit.configure(exporters=[])"
+    tracekit_run = _tracekit_run()
     with ExitStack() as stack:
         try:
             endpoint = stack.enter_context(local_receiver()).http
@@ -100,7 +111,7 @@ def _setup() -> Iterator[Sequence[Variant]]:
                 [python, "-c", "import opentelemetry.sdk.trace"],
             ),
             (f'python -c "{configure}"', "reference", [python, "-c", configure]),
-            ("tracekit run python -c pass", "tracekit", _tracekit_run()),
+            (_label(tracekit_run, "tracekit run python -c pass"), "tracekit", tracekit_run),
             ("opentelemetry-instrument python -c pass", "peer", _opentelemetry_instrument()),
         ]
         yield [Variant(label, role, _command_session(argv, env)) for label, role, argv in commands]
