@@ -11,10 +11,9 @@ import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
-from kafkacheck import Broker, BrokerUnavailable, create_topic, running_broker
+from kafkacheck import BROKERS, Broker, BrokerUnavailable, create_topic, running_broker
 
 REQUIRE_SERVICES = os.environ.get("TRACEKIT_TEST_REQUIRE_SERVICES") == "1"
-BROKERS = ("tansu", "noida")
 
 
 @pytest.fixture(scope="session", params=BROKERS)
