@@ -92,6 +92,7 @@ class Tracing:
                 _registry.uninstrument()
                 _logs.uninstall()
                 _state.current = None
+                _state.launched = False
                 _state.tracer = trace.NoOpTracer()
 
     def __repr__(self) -> str:
@@ -110,10 +111,13 @@ def configure(**overrides: Any) -> Tracing:
     """
     with _lock:
         if _state.current is not None:
-            logger.warning(
-                "tracekit: configure() was already called; keeping the first configuration "
-                "(call tracekit.shutdown() first to reconfigure)"
-            )
+            if _state.launched:
+                _warn_configured_by_launcher(overrides)
+            else:
+                logger.warning(
+                    "tracekit: configure() was already called; keeping the first configuration "
+                    "(call tracekit.shutdown() first to reconfigure)"
+                )
             return _state.current
         loaded = load(overrides)
         settings = loaded.settings
@@ -146,6 +150,19 @@ def configure(**overrides: Any) -> Tracing:
             _registry.enable(integration)
         logger.debug("tracekit: configured %r from %s", tracing, loaded.sources)
         return tracing
+
+
+def _warn_configured_by_launcher(overrides: Mapping[str, Any]) -> None:
+    """``configure()`` in an application started by ``tracekit run``: say what is kept."""
+    if not overrides:
+        logger.debug("tracekit: configure() found tracing already configured by tracekit run")
+        return
+    logger.warning(
+        "tracekit: tracing was configured by `tracekit run` from the environment; configure(%s) "
+        "changes nothing. Set the equivalent OTEL_* variables (`tracekit config` lists them), "
+        "or start the application without `tracekit run`",
+        ", ".join(f"{name}=..." for name in overrides),
+    )
 
 
 def shutdown(timeout: float | None = None) -> None:

@@ -35,3 +35,7 @@ wanted_integrations: set[str] = set()
 #: What happened to each integration, for ``tracekit integrations``: name -> (state, detail).
 #: States: ``waiting`` (for its library's import), ``patched``, ``skipped``, ``uninstrumented``.
 integration_status: dict[str, tuple[str, str]] = {}
+
+#: Whether ``current`` was configured by ``tracekit run`` (from the environment, at start-up)
+#: rather than by the application's own ``configure()`` call.
+launched: bool = False

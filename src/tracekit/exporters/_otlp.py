@@ -7,6 +7,7 @@ part of start-up and is left alone unless ``grpc`` is asked for.
 from __future__ import annotations
 
 import ssl
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -39,8 +40,14 @@ def traces_endpoint(settings: Settings, sources: dict[str, str] | None = None) -
     return base.rstrip("/") + "/v1/traces"
 
 
-def make_otlp_exporter(settings: Settings, endpoint: str) -> SpanExporter:
-    """An OTLP span exporter for ``settings.protocol`` sending to ``endpoint``."""
+def make_otlp_exporter(
+    settings: Settings, endpoint: str, *, observe: Callable[[object], None] | None = None
+) -> SpanExporter:
+    """An OTLP span exporter for ``settings.protocol`` sending to ``endpoint``.
+
+    ``observe`` (http/protobuf only) is called with each HTTP response the exporter gets, or
+    the exception its request raised: ``tracekit doctor`` reports the exact outcome with it.
+    """
     if settings.protocol == "grpc":
         return _grpc_exporter(settings, endpoint)
     from opentelemetry.exporter.otlp.proto.http import Compression
@@ -54,11 +61,11 @@ def make_otlp_exporter(settings: Settings, endpoint: str) -> SpanExporter:
         headers=dict(settings.headers),
         timeout=settings.timeout,
         compression=Compression.Gzip if settings.compression == "gzip" else Compression.NoCompression,
-        session=_http_session(settings.certificate),
+        session=_http_session(settings.certificate, observe),
     )
 
 
-def _http_session(certificate: str | None) -> Any:
+def _http_session(certificate: str | None, observe: Callable[[object], None] | None = None) -> Any:
     """The requests session of the HTTP exporter, with two fixes.
 
     * The configured CA bundle is kept: requests merges ``REQUESTS_CA_BUNDLE`` /
@@ -82,10 +89,19 @@ def _http_session(certificate: str | None) -> Any:
 
         def send(self, request: Any, **kwargs: Any) -> Any:
             try:
-                return super().send(request, **kwargs)
+                response = super().send(request, **kwargs)
             except requests.exceptions.SSLError as exc:
                 _report_tls_failure(str(request.url), exc, certificate)
+                if observe is not None:
+                    observe(exc)
                 raise
+            except Exception as exc:
+                if observe is not None:
+                    observe(exc)
+                raise
+            if observe is not None:
+                observe(response)
+            return response
 
     return Session()
 
