@@ -43,6 +43,7 @@ PROTOCOLS = ("http/protobuf", "grpc")
 COMPRESSIONS = ("gzip", "none")
 LOG_LEVELS = ("debug", "info", "warn", "warning", "error", "critical")
 SEMCONV_OPT_INS = ("http", "http/dup", "database", "database/dup", "messaging", "messaging/dup")
+DB_STATEMENT_MODES = ("sanitized", "raw", "off")
 
 
 class PartialValue(ValueError):
@@ -678,6 +679,24 @@ class Settings:
         "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS",
         Patterns(what="header names or regular expressions"),
         "Captured headers whose names match (in full, case-insensitively) are recorded as [REDACTED].",
+    )
+    db_statement: str = _setting(
+        "sanitized",
+        "TRACEKIT_DB_STATEMENT",
+        Choice(DB_STATEMENT_MODES),
+        "db.query.text of database spans: sanitized (literals replaced by ?), raw (as sent), or off.",
+    )
+    db_capture_parameters: bool = _setting(
+        False,
+        "TRACEKIT_DB_CAPTURE_PARAMETERS",
+        Boolean(),
+        "Record query parameters as db.operation.parameter.<name or index> (they may hold personal data).",
+    )
+    sqlcommenter: bool = _setting(
+        False,
+        "TRACEKIT_SQLCOMMENTER",
+        Boolean(),
+        "Append /*traceparent='...'*/ to SQL statements so database logs can be joined to traces.",
     )
 
 

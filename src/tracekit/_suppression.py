@@ -17,7 +17,7 @@ from contextvars import ContextVar, Token
 
 from opentelemetry import context as otel_context
 
-__all__ = ["HTTP_CLIENT", "Layer", "http_suppressed", "instrumentation_suppressed"]
+__all__ = ["DB_CLIENT", "HTTP_CLIENT", "Layer", "http_suppressed", "instrumentation_suppressed"]
 
 _SUPPRESS: str = getattr(otel_context, "_SUPPRESS_INSTRUMENTATION_KEY", "suppress_instrumentation")
 _SUPPRESS_HTTP: str = getattr(
@@ -59,3 +59,5 @@ class Layer:
 
 #: HTTP client requests: requests over urllib3 is one span.
 HTTP_CLIENT = Layer("http.client")
+#: Database client calls: SQLAlchemy over a DB-API driver (or a driver method calling another) is one span.
+DB_CLIENT = Layer("db.client")

@@ -209,7 +209,8 @@ unpatch = patches.revert
 def _warn_about_earlier_references(originals: dict[int, str]) -> None:
     holders = []
     for name, module in list(sys.modules.items()):
-        if module is None or name.startswith(("confluent_kafka", "tracekit")):
+        # The library itself, tracekit and OpenTelemetry's own instrumentation hold them legitimately.
+        if module is None or name.startswith(("confluent_kafka", "tracekit", "opentelemetry.")):
             continue
         try:
             found = [

@@ -255,3 +255,19 @@ def test_a_failure_in_a_delivery_report_never_reaches_the_callback(
     guarded_errors.clear()
     (span,) = by_name(spans.spans, f"send {topic}")
     assert span.end_time is not None
+
+
+def test_the_public_kafka_module_is_one_function_and_imports_no_client() -> None:
+    script = (
+        "import sys, tracekit.kafka; clients = ('kafka', 'confluent_kafka', 'aiokafka'); "
+        "print(tracekit.kafka.__all__, [name for name in clients if name in sys.modules])"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['process'] []"

@@ -1,0 +1,415 @@
+"""What every database client integration shares: one CLIENT span per call sent to the server.
+
+An integration describes its library with a ``describe(instance, args, kwargs)`` function
+returning a :class:`Request` (where the server is, the statement, the batch size) and gets
+its sync and async wrappers from :func:`sync_wrapper` / :func:`async_wrapper`. Everything
+else is written once, here:
+
+* no span while OpenTelemetry's suppression key is set, nor inside another database span
+  (SQLAlchemy over a DB-API driver, or a driver method that calls another, is one span);
+* the span name is ``db.query.summary`` (``SELECT orders``), else ``{db.operation.name}
+  {db.collection.name}``, else the operation, else ``db.system.name``; a batch of two or more
+  is ``BATCH`` followed by that;
+* the stable attributes (and the older names under ``database/dup``), ``db.query.text``
+  sanitized by :mod:`tracekit._sql` unless ``db_statement`` says ``raw`` or ``off``,
+  parameters only with ``db_capture_parameters``;
+* optionally (``sqlcommenter``) a ``/*traceparent='...'*/`` comment appended to the statement;
+* on an exception: ERROR status, ``error.type`` (the driver's exception when a library wrapped
+  it), ``db.response.status_code`` (SQLSTATE, MySQL error number, SQLite error name, Redis
+  error prefix), an ``exception`` event; the exception is re-raised unchanged.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from contextvars import Token
+from typing import Any, NamedTuple
+
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from tracekit import _state
+from tracekit._safety import report
+from tracekit._semconv import (
+    DB_COLLECTION_NAME,
+    DB_NAMESPACE,
+    DB_OPERATION_BATCH_SIZE,
+    DB_OPERATION_NAME,
+    DB_OPERATION_PARAMETER,
+    DB_QUERY_SUMMARY,
+    DB_QUERY_TEXT,
+    DB_RESPONSE_STATUS_CODE,
+    DB_STORED_PROCEDURE_NAME,
+    DB_SYSTEM_NAME,
+    ERROR_TYPE,
+    EXCEPTION_MESSAGE,
+    EXCEPTION_STACKTRACE,
+    EXCEPTION_TYPE,
+    OLD_DB_NAME,
+    OLD_DB_OPERATION,
+    OLD_DB_SQL_TABLE,
+    OLD_DB_STATEMENT,
+    OLD_DB_SYSTEM,
+    OLD_NET_PEER_NAME,
+    OLD_NET_PEER_PORT,
+    SERVER_ADDRESS,
+    SERVER_PORT,
+    qualified_name,
+)
+from tracekit._sql import Analysis, analyze, dialect_of
+from tracekit._suppression import DB_CLIENT, instrumentation_suppressed
+
+__all__ = [
+    "Call",
+    "Database",
+    "Endpoint",
+    "Request",
+    "async_wrapper",
+    "cached_endpoint",
+    "status_code",
+    "sync_wrapper",
+]
+
+Args = tuple[Any, ...]
+Kwargs = dict[str, Any]
+
+
+class Endpoint(NamedTuple):
+    """Where a connection goes: the same for every call made over it."""
+
+    #: db.system.name: postgresql, mysql, mariadb, sqlite, redis, ...
+    system: str
+    #: db.namespace: the database name (Redis: the database index).
+    namespace: str | None = None
+    address: str | None = None
+    port: int | None = None
+
+
+class Request(NamedTuple):
+    """One call about to be made, as the integration's ``describe`` sees it."""
+
+    endpoint: Endpoint
+    #: The statement text (``str``; ``bytes`` are decoded), analysed with the endpoint's dialect.
+    statement: Any = None
+    #: Given instead of a statement by integrations that are not SQL (Redis).
+    analysis: Analysis | None = None
+    #: How many operations a batch call (executemany, a pipeline) carries.
+    batch: int | None = None
+    #: The call's parameters: recorded only with ``db_capture_parameters``.
+    parameters: Any = None
+    #: db.stored_procedure.name, for callproc.
+    procedure: str | None = None
+    #: Where the statement is among the call's arguments (an index or a keyword), for sqlcommenter.
+    where: int | str | None = None
+    #: The statement as sent, when ``db_statement=raw`` and it is not ``statement`` (Redis).
+    raw: Callable[[], str] | None = None
+
+
+Describe = Callable[[Any, Args, Kwargs], Request | None]
+
+_ENDPOINT = "_tracekit_endpoint"
+
+
+def cached_endpoint(holder: Any, make: Callable[[Any], Endpoint]) -> Endpoint:
+    """``make(holder)``, kept on ``holder`` (a connection, a pool) when it has a ``__dict__``."""
+    try:
+        return vars(holder)[_ENDPOINT]  # type: ignore[no-any-return]
+    except (KeyError, TypeError):
+        endpoint = make(holder)
+        remember_endpoint(holder, endpoint)
+        return endpoint
+
+
+def remember_endpoint(holder: Any, endpoint: Endpoint) -> None:
+    """Keep ``endpoint`` on ``holder`` (for objects that cannot tell it later)."""
+    with contextlib.suppress(TypeError):  # no __dict__: it is made again each call
+        vars(holder)[_ENDPOINT] = endpoint
+
+
+def status_code(exc: BaseException) -> str | None:
+    """The database's code for ``exc``: SQLSTATE, a MySQL error number, an SQLite error name.
+
+    Looks at ``exc``, at the driver exception a library wrapped (``exc.orig``, SQLAlchemy)
+    and at its direct cause.
+    """
+    orig = getattr(exc, "orig", None)
+    seen = [exc, orig, exc.__cause__, getattr(orig, "__cause__", None)]
+    for candidate in seen:
+        if candidate is None:
+            continue
+        for attribute in ("sqlstate", "pgcode", "sqlite_errorname"):
+            code = getattr(candidate, attribute, None)
+            if isinstance(code, str) and code:
+                return code
+        args = getattr(candidate, "args", ())
+        module = type(candidate).__module__
+        if (
+            args
+            and isinstance(args[0], int)
+            and not isinstance(args[0], bool)
+            and module.startswith(("pymysql", "MySQLdb", "mysql", "mariadb"))
+        ):
+            return str(args[0])
+    return None
+
+
+def _reported_type(exc: BaseException) -> str:
+    """error.type: the driver's own exception when a library wrapped it (SQLAlchemy's ``orig``)."""
+    orig = getattr(exc, "orig", None)
+    if isinstance(orig, BaseException):
+        return qualified_name(type(orig))
+    return qualified_name(type(exc))
+
+
+class _Config:
+    """What the settings say about database spans, resolved once per configuration."""
+
+    __slots__ = ("commenter", "dup", "mode", "parameters", "propagate")
+
+    def __init__(self, settings: Any) -> None:
+        self.mode: str = settings.db_statement
+        self.parameters: bool = settings.db_capture_parameters
+        self.commenter: bool = settings.sqlcommenter
+        self.dup = "database/dup" in settings.semconv_opt_in
+        self.propagate: Callable[[Span], str] | None = _traceparent if self.commenter else None
+
+
+def _traceparent(span: Span) -> str:
+    context = span.get_span_context()
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
+
+
+def _parameter_attributes(parameters: Any) -> dict[str, str]:
+    if isinstance(parameters, Mapping):
+        return {f"{DB_OPERATION_PARAMETER}{key}": str(value) for key, value in parameters.items()}
+    if isinstance(parameters, Sequence) and not isinstance(parameters, (str, bytes)):
+        return {f"{DB_OPERATION_PARAMETER}{index}": str(value) for index, value in enumerate(parameters)}
+    return {}
+
+
+class Database:
+    """The database span logic, bound to one integration and its ``status_code`` reader."""
+
+    __slots__ = ("_config", "_config_for", "integration", "status_code")
+
+    def __init__(self, integration: str, status: Callable[[BaseException], str | None] = status_code) -> None:
+        self.integration = integration
+        self.status_code = status
+        self._config: _Config | None = None
+        self._config_for: object = None
+
+    def _configuration(self, current: Any) -> _Config | None:
+        if self._config_for is not current:
+            self._config = _Config(current.settings) if current.enabled else None
+            self._config_for = current
+        return self._config
+
+    def begin(self, describe: Describe, instance: Any, args: Args, kwargs: Kwargs) -> Call | None:
+        """Start the span of one call: ``None`` means "call the library unchanged"."""
+        current = _state.current
+        if current is None or DB_CLIENT.active() or instrumentation_suppressed():
+            return None
+        span = None
+        try:
+            config = self._configuration(current)
+            if config is None:
+                return None
+            request = describe(instance, args, kwargs)
+            if request is None:
+                return None
+            endpoint = request.endpoint
+            statement = request.statement
+            analysis = request.analysis
+            batch = request.batch
+            if analysis is None and statement is not None:
+                if isinstance(statement, (bytes, bytearray, memoryview)):
+                    statement = bytes(statement).decode("utf-8", "replace")
+                if isinstance(statement, str):
+                    analysis = analyze(statement, dialect_of(endpoint.system))
+            span = _state.tracer.start_span(
+                self._name(endpoint, analysis, batch if request.analysis is None else None),
+                kind=SpanKind.CLIENT,
+                attributes=self._attributes(config, request, analysis, statement),
+            )
+            if config.propagate is not None and isinstance(statement, str) and request.where is not None:
+                args, kwargs = _with_comment(config.propagate(span), statement, request.where, args, kwargs)
+            return Call(self, span, DB_CLIENT.enter(), args, kwargs)
+        except Exception as exc:
+            report(self.integration, exc)
+            if span is not None:
+                span.end()
+            return None
+
+    @staticmethod
+    def _name(endpoint: Endpoint, analysis: Analysis | None, batch: int | None) -> str:
+        name = None
+        if analysis is not None:
+            name = analysis.summary
+            if name is None and analysis.operation is not None:
+                name = analysis.operation
+                if analysis.collection is not None:
+                    name = f"{name} {analysis.collection}"
+        if name is None:
+            return endpoint.system
+        if batch is not None and batch > 1:
+            return f"BATCH {name}"
+        return name
+
+    @staticmethod
+    def _attributes(
+        config: _Config, request: Request, analysis: Analysis | None, statement: Any
+    ) -> dict[str, Any]:
+        endpoint = request.endpoint
+        attributes: dict[str, Any] = {DB_SYSTEM_NAME: endpoint.system}
+        if endpoint.namespace is not None:
+            attributes[DB_NAMESPACE] = endpoint.namespace
+        if endpoint.address is not None:
+            attributes[SERVER_ADDRESS] = endpoint.address
+            if endpoint.port is not None:
+                attributes[SERVER_PORT] = endpoint.port
+        batch = request.batch if request.batch is not None and request.batch > 1 else None
+        # A batch of one statement is named BATCH {statement}; an integration's own analysis
+        # (a Redis MULTI) already names the batch.
+        prefix = "BATCH " if batch is not None and request.analysis is None else ""
+        operation = collection = text = None
+        if analysis is not None:
+            operation = analysis.operation
+            collection = analysis.collection
+            if analysis.summary is not None:
+                attributes[DB_QUERY_SUMMARY] = prefix + analysis.summary
+            if config.mode == "sanitized":
+                text = analysis.text
+            elif config.mode == "raw":
+                text = request.raw() if request.raw is not None else statement
+            if operation is not None:
+                attributes[DB_OPERATION_NAME] = prefix + operation
+            if collection is not None:
+                attributes[DB_COLLECTION_NAME] = collection
+            if text is not None:
+                attributes[DB_QUERY_TEXT] = text
+        if batch is not None:
+            attributes[DB_OPERATION_BATCH_SIZE] = batch
+        if request.procedure is not None:
+            attributes[DB_STORED_PROCEDURE_NAME] = request.procedure
+        if config.parameters and request.parameters is not None:
+            attributes.update(_parameter_attributes(request.parameters))
+        if config.dup:
+            attributes[OLD_DB_SYSTEM] = endpoint.system
+            if endpoint.namespace is not None:
+                attributes[OLD_DB_NAME] = endpoint.namespace
+            if text is not None:
+                attributes[OLD_DB_STATEMENT] = text
+            if operation is not None:
+                attributes[OLD_DB_OPERATION] = operation
+            if collection is not None and endpoint.system != "redis":
+                attributes[OLD_DB_SQL_TABLE] = collection
+            if endpoint.address is not None:
+                attributes[OLD_NET_PEER_NAME] = endpoint.address
+                if endpoint.port is not None:
+                    attributes[OLD_NET_PEER_PORT] = endpoint.port
+        return attributes
+
+
+def _with_comment(
+    traceparent: str, statement: str, where: int | str, args: Args, kwargs: Kwargs
+) -> tuple[Args, Kwargs]:
+    commented = f"{statement.rstrip()} /*traceparent='{traceparent}'*/"
+    if isinstance(where, int):
+        if where < len(args):
+            args = (*args[:where], commented, *args[where + 1 :])
+    elif where in kwargs:
+        kwargs = {**kwargs, where: commented}
+    return args, kwargs
+
+
+class Call:
+    """One call to the database, between :meth:`Database.begin` and :meth:`ok` / :meth:`error`."""
+
+    __slots__ = ("args", "database", "kwargs", "span", "token")
+
+    def __init__(
+        self, database: Database, span: Span, token: Token[bool], args: Args, kwargs: Kwargs
+    ) -> None:
+        self.database = database
+        self.span = span
+        self.token = token
+        self.args = args
+        self.kwargs = kwargs
+
+    def _leave(self) -> None:
+        with contextlib.suppress(ValueError):  # reset from another context: nothing to undo there
+            DB_CLIENT.exit(self.token)
+
+    def ok(self) -> None:
+        """The call returned: end the span."""
+        self._leave()
+        self.span.end()
+
+    def error(self, exc: BaseException) -> None:
+        """The call raised ``exc`` (which the caller re-raises): record it and end the span."""
+        self._leave()
+        span = self.span
+        try:
+            if span.is_recording():
+                attributes: dict[str, Any] = {ERROR_TYPE: _reported_type(exc)}
+                code = self.database.status_code(exc)
+                if code is not None:
+                    attributes[DB_RESPONSE_STATUS_CODE] = code
+                span.set_attributes(attributes)
+                raised = qualified_name(type(exc))
+                span.add_event(
+                    "exception",
+                    {
+                        EXCEPTION_TYPE: raised,
+                        EXCEPTION_MESSAGE: str(exc),
+                        EXCEPTION_STACKTRACE: "".join(
+                            traceback.format_exception(type(exc), exc, exc.__traceback__)
+                        ),
+                    },
+                )
+                span.set_status(Status(StatusCode.ERROR, str(exc) or raised))
+        except Exception as internal:
+            report(self.database.integration, internal)
+        span.end()
+
+
+Wrapper = Callable[[Any, Any, Args, Kwargs], Any]
+
+
+def sync_wrapper(database: Database, describe: Describe) -> Wrapper:
+    """A wrapt wrapper making one span around a synchronous database call."""
+    begin = database.begin
+
+    def call_database(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+        call = begin(describe, instance, args, kwargs)
+        if call is None:
+            return wrapped(*args, **kwargs)
+        try:
+            result = wrapped(*call.args, **call.kwargs)
+        except BaseException as exc:
+            call.error(exc)
+            raise
+        call.ok()
+        return result
+
+    return call_database
+
+
+def async_wrapper(database: Database, describe: Describe) -> Wrapper:
+    """:func:`sync_wrapper` for a coroutine function."""
+    begin = database.begin
+
+    async def call_database(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+        call = begin(describe, instance, args, kwargs)
+        if call is None:
+            return await wrapped(*args, **kwargs)
+        try:
+            result = await wrapped(*call.args, **call.kwargs)
+        except BaseException as exc:
+            call.error(exc)
+            raise
+        call.ok()
+        return result
+
+    return call_database
