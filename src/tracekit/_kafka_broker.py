@@ -60,7 +60,7 @@ def _executable(package: str, *parts: str) -> str:
         raise BrokerUnavailable(f"the {package} package is not installed (pip install it)") from None
     if not path.is_file():
         raise BrokerUnavailable(f"{package} ships no {'/'.join(parts)} binary for this platform")
-    name = os.fspath(path)  # type: ignore[call-overload]
+    name = str(path)  # a file inside an installed package: its path on disk
     if not os.access(name, os.X_OK):
         os.chmod(name, 0o755)
     return str(name)

@@ -35,7 +35,7 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -111,7 +111,7 @@ def _pairs(headers: Any) -> Iterable[Any]:
         return ()
     if isinstance(headers, Mapping):
         return headers.items()
-    return headers  # type: ignore[no-any-return]
+    return cast(Iterable[Any], headers)
 
 
 def _text(value: Any) -> str | None:
@@ -574,13 +574,13 @@ class _Record:
         return trace.get_current_span(extracted).get_span_context()
 
 
-def _restore(token: object) -> None:
+def _restore(token: Any) -> None:
     """Undo an attach, quietly when it was made in another context (a task, a thread)."""
     if isinstance(token, Token):
         with contextlib.suppress(ValueError, RuntimeError):
             token.var.reset(token)
     elif token is not None:
-        otel_context.detach(token)  # type: ignore[arg-type]
+        otel_context.detach(token)
 
 
 class _Scope:
