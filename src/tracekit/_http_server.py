@@ -1,8 +1,8 @@
 """What every HTTP server integration shares: one SERVER span per request (or connection).
 
 The ASGI and WSGI glue (:mod:`tracekit.integrations.asgi`, :mod:`tracekit.integrations.wsgi`)
-reads its protocol's request into a :class:`Incoming` and hands it to :func:`start`; the
-framework hooks report the route; the glue reports the response and the end. Everything
+reads its protocol's request and hands it to :func:`start`; the framework hooks report the
+route; the glue reports the response and the end. Everything
 else is written once here:
 
 * at most one span per request, whichever hooks see it: the first marks the request
@@ -31,7 +31,6 @@ from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
-from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from tracekit import _state
@@ -48,7 +47,6 @@ from tracekit._semconv import (
     HTTP_RESPONSE_STATUS_CODE,
     HTTP_ROUTE,
     NETWORK_PEER_ADDRESS,
-    NETWORK_PEER_PORT,
     NETWORK_PROTOCOL_VERSION,
     OLD_HTTP_CLIENT_IP,
     OLD_HTTP_FLAVOR,
@@ -60,7 +58,6 @@ from tracekit._semconv import (
     OLD_NET_HOST_NAME,
     OLD_NET_HOST_PORT,
     OLD_NET_PEER_IP,
-    OLD_NET_PEER_PORT,
     SERVER_ADDRESS,
     SERVER_PORT,
     URL_PATH,
@@ -76,9 +73,10 @@ from tracekit._tracecontext import format_traceparent
 __all__ = [
     "DEFAULT_EXCLUDED_PATHS",
     "KEY",
-    "Incoming",
+    "ROOT",
     "ServerConfig",
     "ServerRequest",
+    "excluded",
     "forwarded_for",
     "server_config",
     "split_host",
@@ -100,18 +98,23 @@ class ServerConfig:
         "capture_request",
         "capture_response",
         "dup",
+        "environ_fields",
         "excluded",
         "excluded_paths",
-        "extract",
+        "field_bytes",
+        "fields",
         "sanitize",
+        "textmap",
         "traceresponse",
     )
 
     def __init__(self, kind: str, settings: Any) -> None:
-        # Imported here, once configure() has loaded it safely (see tracekit._propagation).
-        from opentelemetry import propagate
-
-        self.extract = propagate.extract
+        self.textmap: Any = None
+        #: The header names the propagators read: without any of them, nothing is extracted.
+        #: (Also as ASGI header names and as WSGI environ keys.)
+        self.fields: frozenset[str] = frozenset()
+        self.field_bytes: frozenset[bytes] = frozenset()
+        self.environ_fields: tuple[str, ...] = ()
         patterns = getattr(settings, f"{kind}_excluded_urls", ()) or settings.excluded_urls
         self.excluded = re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
         self.excluded_paths = frozenset() if patterns else DEFAULT_EXCLUDED_PATHS
@@ -120,6 +123,19 @@ class ServerConfig:
         self.sanitize = header_sanitizer(settings.http_capture_headers_sanitize_fields)
         self.dup = "http/dup" in settings.semconv_opt_in
         self.traceresponse = settings.traceresponse
+
+    def propagator(self) -> Any:
+        """The global propagator (looked up on each request: the application may replace it)."""
+        # Imported here, once configure() has loaded it safely (see tracekit._propagation).
+        from opentelemetry import propagate
+
+        textmap = propagate.get_global_textmap()
+        if textmap is not self.textmap:
+            self.fields = frozenset(field.lower() for field in textmap.fields)
+            self.field_bytes = frozenset(field.encode("latin-1") for field in self.fields)
+            self.environ_fields = tuple("HTTP_" + field.upper().replace("-", "_") for field in self.fields)
+            self.textmap = textmap
+        return textmap
 
 
 _configs: dict[str, ServerConfig | None] = {}
@@ -142,72 +158,16 @@ def server_config(kind: str) -> ServerConfig | None:
         return config
 
 
-class Incoming:
-    """A request as the protocol glue reads it, before any span exists.
-
-    ``headers`` and ``getter`` are the carrier and getter the propagators read;
-    ``request_headers`` yields ``(name, value)`` pairs for header capture.
-    """
-
-    __slots__ = (
-        "client",
-        "forwarded",
-        "getter",
-        "headers",
-        "host",
-        "method",
-        "path",
-        "peer",
-        "peer_port",
-        "protocol",
-        "query",
-        "request_headers",
-        "scheme",
-        "user_agent",
-    )
-
-    def __init__(
-        self,
-        *,
-        method: str,
-        scheme: str,
-        path: str,
-        query: str,
-        host: str | None,
-        peer: str | None,
-        peer_port: int | None,
-        forwarded: str | None,
-        user_agent: str | None,
-        protocol: str | None,
-        headers: Any,
-        getter: Getter[Any],
-        request_headers: Callable[[], Iterable[tuple[str, str]]],
-    ) -> None:
-        self.method = method
-        self.scheme = scheme
-        self.path = path
-        self.query = query
-        self.host = host
-        self.peer = peer
-        self.peer_port = peer_port
-        self.forwarded = forwarded
-        self.user_agent = user_agent
-        self.protocol = protocol
-        self.headers = headers
-        self.getter = getter
-        self.request_headers = request_headers
-
-    def url(self) -> str:
-        """The full URL, for the excluded-URL patterns."""
-        query = f"?{self.query}" if self.query else ""
-        return f"{self.scheme}://{self.host or ''}{self.path}{query}"
+#: The parent of a request that carries no propagation header: a new trace.
+ROOT = Context()
 
 
-def excluded(config: ServerConfig, path: str, url: Callable[[], str]) -> bool:
-    """Whether the request at ``path`` (full URL from ``url()``) makes no span."""
+def excluded(config: ServerConfig, scheme: str, host: str | None, path: str, query: str) -> bool:
+    """Whether the request makes no span."""
     if config.excluded is None:
         return path in config.excluded_paths
-    return config.excluded.search(url()) is not None
+    url = f"{scheme}://{host or ''}{path}?{query}" if query else f"{scheme}://{host or ''}{path}"
+    return config.excluded.search(url) is not None
 
 
 _hosts: dict[tuple[str, str], tuple[str, int | None]] = {}
@@ -340,63 +300,74 @@ class ServerRequest:
         span.end()
 
 
-def start(config: ServerConfig, integration: str, incoming: Incoming) -> ServerRequest | None:
-    """Start the SERVER span of ``incoming``; ``None`` if tracekit failed (reported)."""
+def start(
+    config: ServerConfig,
+    integration: str,
+    parent: Context,
+    method: str,
+    scheme: str,
+    path: str,
+    query: str,
+    host: str | None,
+    peer: str | None,
+    forwarded: str | None,
+    user_agent: str | None,
+    protocol: str | None,
+    request_headers: Callable[[], Iterable[tuple[str, str]]] | None,
+) -> ServerRequest | None:
+    """Start the SERVER span of a request; ``None`` if tracekit failed (reported).
+
+    ``parent`` is the extracted context; ``forwarded`` the original client named by a
+    proxy's ``Forwarded`` / ``X-Forwarded-For`` header; ``request_headers`` yields the
+    request's ``(name, value)`` pairs for header capture (``None`` when none is captured).
+    """
     try:
-        parent = config.extract(incoming.headers, getter=incoming.getter)
-        method = incoming.method
         name, value, original = http_method(method)
-        scheme = incoming.scheme
         attributes: dict[str, Any] = {
             HTTP_REQUEST_METHOD: value,
             URL_SCHEME: scheme,
-            URL_PATH: incoming.path,
+            URL_PATH: path,
         }
-        query = incoming.query
         if query:
             query = redact_query(query)
             attributes[URL_QUERY] = query
         if original is not None:
             attributes[HTTP_REQUEST_METHOD_ORIGINAL] = original
         address = port = None
-        if incoming.host:
-            address, port = split_host(incoming.host, scheme)
+        if host:
+            address, port = split_host(host, scheme)
             attributes[SERVER_ADDRESS] = address
             if port is not None:
                 attributes[SERVER_PORT] = port
-        client = incoming.forwarded or incoming.peer
+        client = forwarded or peer
         if client:
             attributes[CLIENT_ADDRESS] = client
-        if incoming.peer:
-            attributes[NETWORK_PEER_ADDRESS] = incoming.peer
-            if incoming.peer_port is not None:
-                attributes[NETWORK_PEER_PORT] = incoming.peer_port
-        if incoming.user_agent:
-            attributes[USER_AGENT_ORIGINAL] = incoming.user_agent
-        if incoming.protocol:
-            attributes[NETWORK_PROTOCOL_VERSION] = incoming.protocol
+        if peer:
+            attributes[NETWORK_PEER_ADDRESS] = peer
+        if user_agent:
+            attributes[USER_AGENT_ORIGINAL] = user_agent
+        if protocol:
+            attributes[NETWORK_PROTOCOL_VERSION] = protocol
         if config.dup:
             attributes[OLD_HTTP_METHOD] = method
             attributes[OLD_HTTP_SCHEME] = scheme
-            attributes[OLD_HTTP_TARGET] = f"{incoming.path}?{query}" if query else incoming.path
+            attributes[OLD_HTTP_TARGET] = f"{path}?{query}" if query else path
             if address:
                 attributes[OLD_NET_HOST_NAME] = address
                 if port is not None:
                     attributes[OLD_NET_HOST_PORT] = port
-            if incoming.user_agent:
-                attributes[OLD_HTTP_USER_AGENT] = incoming.user_agent
-            if incoming.protocol:
-                attributes[OLD_HTTP_FLAVOR] = incoming.protocol
-            if incoming.peer:
-                attributes[OLD_NET_PEER_IP] = incoming.peer
-                if incoming.peer_port is not None:
-                    attributes[OLD_NET_PEER_PORT] = incoming.peer_port
-            if incoming.forwarded:
-                attributes[OLD_HTTP_CLIENT_IP] = incoming.forwarded
-        if config.capture_request:
+            if user_agent:
+                attributes[OLD_HTTP_USER_AGENT] = user_agent
+            if protocol:
+                attributes[OLD_HTTP_FLAVOR] = protocol
+            if peer:
+                attributes[OLD_NET_PEER_IP] = peer
+            if forwarded:
+                attributes[OLD_HTTP_CLIENT_IP] = forwarded
+        if request_headers is not None:
             attributes.update(
                 captured_headers(
-                    HTTP_REQUEST_HEADER, config.capture_request, incoming.request_headers(), config.sanitize
+                    HTTP_REQUEST_HEADER, config.capture_request, request_headers(), config.sanitize
                 )
             )
         span = _state.tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attributes)

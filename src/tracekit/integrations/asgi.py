@@ -27,7 +27,8 @@ from opentelemetry.propagators.textmap import Getter
 
 from tracekit._http_server import (
     KEY,
-    Incoming,
+    ROOT,
+    ServerConfig,
     ServerRequest,
     excluded,
     forwarded_for,
@@ -87,17 +88,57 @@ def traced(integration: str, kind: str, app: ASGIApp, scope: Scope, receive: Rec
     return _serve(request, app, scope, receive, send)
 
 
-def _begin(config: Any, integration: str, scope: Scope) -> ServerRequest | None:
+def _begin(config: ServerConfig, integration: str, scope: Scope) -> ServerRequest | None:
     if "fastapi" in sys.modules:
         # FastAPI's own request telemetry: off for a request tracekit handles (one SERVER
         # span per request), and when it already runs, it is the span of this request.
         if scope.get("fastapi.telemetry") is not None:
             return None
         scope["fastapi.telemetry"] = None
-    incoming = _incoming(scope)
-    if excluded(config, incoming.path, incoming.url):
+    path = scope.get("path") or ""
+    scheme = scope.get("scheme") or ("ws" if scope["type"] == "websocket" else "http")
+    raw = scope.get("headers") or ()
+    index: dict[bytes, bytes] = dict(raw)
+    host_header = index.get(b"host")
+    if host_header is not None:
+        host: str | None = host_header.decode("latin-1")
+    else:
+        server = scope.get("server")
+        host = (server[0] if server[1] is None else f"{server[0]}:{server[1]}") if server else None
+    query_bytes = scope.get("query_string")
+    query = query_bytes.decode("latin-1") if query_bytes else ""
+    if excluded(config, scheme, host, path, query):
         return None
-    return start(config, integration, incoming)
+    textmap = config.propagator()
+    if config.field_bytes.isdisjoint(index):
+        parent = ROOT
+    else:
+        parent = textmap.extract(_Headers(raw, index), getter=_GETTER)
+    user_agent = index.get(b"user-agent")
+    forwarded = index.get(b"forwarded")
+    x_forwarded_for = index.get(b"x-forwarded-for")
+    client = None
+    if forwarded is not None or x_forwarded_for is not None:
+        client = forwarded_for(
+            forwarded.decode("latin-1") if forwarded is not None else None,
+            x_forwarded_for.decode("latin-1") if x_forwarded_for is not None else None,
+        )
+    peer = scope.get("client")
+    return start(
+        config,
+        integration,
+        parent,
+        scope.get("method") or "GET",
+        scheme,
+        path,
+        query,
+        host,
+        peer[0] if peer else None,
+        client,
+        user_agent.decode("latin-1") if user_agent is not None else None,
+        scope.get("http_version"),
+        (lambda: _decoded(raw)) if config.capture_request else None,
+    )
 
 
 async def _serve(request: ServerRequest, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
@@ -159,9 +200,9 @@ class _Headers:
 
     __slots__ = ("index", "raw")
 
-    def __init__(self, raw: Iterable[tuple[bytes, bytes]]) -> None:
+    def __init__(self, raw: Iterable[tuple[bytes, bytes]], index: dict[bytes, bytes]) -> None:
         self.raw = raw
-        self.index: dict[bytes, bytes] = dict(raw)
+        self.index = index
 
 
 _NAMES: dict[str, bytes] = {}
@@ -184,47 +225,6 @@ class _HeadersGetter(Getter[_Headers]):
 
 
 _GETTER = _HeadersGetter()
-
-
-def _incoming(scope: Scope) -> Incoming:
-    raw = scope.get("headers") or ()
-    headers = _Headers(raw)
-    index = headers.index
-    host = index.get(b"host")
-    if host is not None:
-        host_text: str | None = host.decode("latin-1")
-    else:
-        server = scope.get("server")
-        host_text = None
-        if server:
-            host_text = server[0] if server[1] is None else f"{server[0]}:{server[1]}"
-    user_agent = index.get(b"user-agent")
-    forwarded = index.get(b"forwarded")
-    x_forwarded_for = index.get(b"x-forwarded-for")
-    client = None
-    if forwarded is not None or x_forwarded_for is not None:
-        client = forwarded_for(
-            forwarded.decode("latin-1") if forwarded is not None else None,
-            x_forwarded_for.decode("latin-1") if x_forwarded_for is not None else None,
-        )
-    peer = scope.get("client")
-    websocket = scope["type"] == "websocket"
-    query = scope.get("query_string")
-    return Incoming(
-        method=scope.get("method") or "GET",
-        scheme=scope.get("scheme") or ("ws" if websocket else "http"),
-        path=scope.get("path") or "",
-        query=query.decode("latin-1") if query else "",
-        host=host_text,
-        peer=peer[0] if peer else None,
-        peer_port=peer[1] if peer else None,
-        forwarded=client,
-        user_agent=user_agent.decode("latin-1") if user_agent is not None else None,
-        protocol=scope.get("http_version"),
-        headers=headers,
-        getter=_GETTER,
-        request_headers=lambda: _decoded(raw),
-    )
 
 
 def app_kind(app: Any) -> str:

@@ -1,7 +1,7 @@
 """Flask: a SERVER span per request of every ``Flask`` application, named from its URL rule.
 
 ``Flask.__call__`` makes the span (outside the application's own WSGI middleware);
-``Flask.full_dispatch_request``, which runs once the request is matched, reads the matched
+``RequestContext.match_request``, Flask's routing of the request, gives the matched
 ``url_rule`` (``/items/<int:item_id>``, Flask's own template format); and
 ``Flask.handle_exception``, which Flask calls for an exception no handler took (before it
 answers 500), records that exception on the span.
@@ -26,25 +26,21 @@ def _call(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, 
     return traced("flask", "flask", wrapped, *args)
 
 
-def _current() -> tuple[Any, Any]:
-    """``(tracekit's request, Flask's request)`` of the request being handled."""
-    request = sys.modules["flask"].request
-    return request.environ.get(KEY), request
-
-
-def _dispatch(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+def _matched(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    result = wrapped(*args, **kwargs)
     with guard("flask"):
-        traced_request, request = _current()
+        request = instance.request
+        traced_request = request.environ.get(KEY)
         if traced_request is not None:
             rule = request.url_rule
             if rule is not None:
                 traced_request.route = rule.rule
-    return wrapped(*args, **kwargs)
+    return result
 
 
 def _exception(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     with guard("flask"):
-        traced_request, _ = _current()
+        traced_request = sys.modules["flask"].request.environ.get(KEY)
         error = args[0] if args else kwargs.get("e")
         if traced_request is not None and isinstance(error, BaseException):
             traced_request.failed(error)
@@ -56,7 +52,7 @@ patches = Patches(
     {
         "flask": [
             ("Flask.__call__", _call),
-            ("Flask.full_dispatch_request", _dispatch),
+            ("ctx.RequestContext.match_request", _matched),
             ("Flask.handle_exception", _exception),
         ]
     },

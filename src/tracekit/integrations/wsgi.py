@@ -26,7 +26,8 @@ from opentelemetry.propagators.textmap import Getter
 from tracekit._http import protocol_version
 from tracekit._http_server import (
     KEY,
-    Incoming,
+    ROOT,
+    ServerConfig,
     ServerRequest,
     excluded,
     forwarded_for,
@@ -71,9 +72,7 @@ def traced(
         return app(environ, start_response)
     request = None
     try:
-        incoming = _incoming(environ)
-        if not excluded(config, incoming.path, incoming.url):
-            request = start(config, integration, incoming)
+        request = _begin(config, integration, environ)
     except Exception as exc:
         report(integration, exc)
     environ[KEY] = request
@@ -114,14 +113,17 @@ class _Body:
         self._request = request
 
     def __iter__(self) -> Iterator[bytes]:
+        if self._iterator is None:
+            self._iterator = iter(self._body)
         return self
 
     def __next__(self) -> bytes:
+        iterator = self._iterator
+        if iterator is None:
+            iterator = self._iterator = iter(self._body)
         token = _attach(self._request.context)
         try:
-            if self._iterator is None:
-                self._iterator = iter(self._body)
-            return next(self._iterator)
+            return next(iterator)
         except StopIteration:
             raise
         except BaseException as exc:
@@ -131,7 +133,6 @@ class _Body:
             _detach(token)
 
     def close(self) -> None:
-        token = _attach(self._request.context)
         try:
             close = getattr(self._body, "close", None)
             if close is not None:
@@ -140,7 +141,6 @@ class _Body:
             self._request.failed(exc)
             raise
         finally:
-            _detach(token)
             self._request.finish()
 
 
@@ -181,26 +181,36 @@ def _text(value: str) -> str:
     return value if value.isascii() else value.encode("latin-1").decode("utf-8", "replace")
 
 
-def _incoming(environ: Environ) -> Incoming:
+def _begin(config: ServerConfig, integration: str, environ: Environ) -> ServerRequest | None:
+    path = _text(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")) or "/"
+    scheme = environ.get("wsgi.url_scheme") or "http"
     host = environ.get("HTTP_HOST")
     if not host:
         name, port = environ.get("SERVER_NAME"), environ.get("SERVER_PORT")
         host = f"{name}:{port}" if name and port else name
-    remote_port = environ.get("REMOTE_PORT")
+    query = environ.get("QUERY_STRING") or ""
+    if excluded(config, scheme, host, path, query):
+        return None
+    textmap = config.propagator()
+    parent = ROOT
+    for name in config.environ_fields:
+        if name in environ:
+            parent = textmap.extract(environ, getter=_GETTER)
+            break
     forwarded = environ.get("HTTP_FORWARDED")
     x_forwarded_for = environ.get("HTTP_X_FORWARDED_FOR")
-    return Incoming(
-        method=environ.get("REQUEST_METHOD") or "GET",
-        scheme=environ.get("wsgi.url_scheme") or "http",
-        path=_text(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", "")) or "/",
-        query=environ.get("QUERY_STRING") or "",
-        host=host,
-        peer=environ.get("REMOTE_ADDR") or None,
-        peer_port=int(remote_port) if isinstance(remote_port, str) and remote_port.isdigit() else None,
-        forwarded=forwarded_for(forwarded, x_forwarded_for) if forwarded or x_forwarded_for else None,
-        user_agent=environ.get("HTTP_USER_AGENT"),
-        protocol=protocol_version(environ.get("SERVER_PROTOCOL")),
-        headers=environ,
-        getter=_GETTER,
-        request_headers=lambda: _request_headers(environ),
+    return start(
+        config,
+        integration,
+        parent,
+        environ.get("REQUEST_METHOD") or "GET",
+        scheme,
+        path,
+        query,
+        host,
+        environ.get("REMOTE_ADDR") or None,
+        forwarded_for(forwarded, x_forwarded_for) if forwarded or x_forwarded_for else None,
+        environ.get("HTTP_USER_AGENT"),
+        protocol_version(environ.get("SERVER_PROTOCOL")),
+        (lambda: _request_headers(environ)) if config.capture_request else None,
     )
