@@ -128,6 +128,8 @@ class _Headers(Getter[Any]):
     def get(self, carrier: Any, key: str) -> list[str] | None:
         found = []
         for pair in _pairs(carrier):
+            if not (isinstance(pair, tuple) and len(pair) == 2):
+                continue
             name, value = pair
             if isinstance(name, str) and name.lower() == key:
                 text = _text(value)
@@ -136,7 +138,7 @@ class _Headers(Getter[Any]):
         return found or None
 
     def keys(self, carrier: Any) -> list[str]:
-        return [pair[0] for pair in _pairs(carrier)]
+        return [pair[0] for pair in _pairs(carrier) if isinstance(pair, tuple) and len(pair) == 2]
 
 
 #: The one getter every Kafka integration extracts with.
@@ -666,7 +668,7 @@ def _process_span(config: _Config, record: _Record, client: Client) -> tuple[tra
     return span, trace.set_span_in_context(span, parent)
 
 
-def _hand_out(consumer: Consumer, instance: Any, record: Any) -> None:
+def _hand_out(consumer: Consumer, instance: Any, start: int, record: Any) -> None:
     """``record`` goes to the application: open its process scope in this context."""
     config = _active()
     if config is None:
@@ -676,9 +678,7 @@ def _hand_out(consumer: Consumer, instance: Any, record: Any) -> None:
             error = consumer.error_of(record)
             if error is not None:
                 if error:
-                    _receive_failed(
-                        config, consumer, instance, time.time_ns(), error, None, _field(record, "topic")
-                    )
+                    _receive_failed(config, consumer, instance, start, error, None, _field(record, "topic"))
                 return
         client = client_of(instance, consumer.client)
         span, current = _process_span(config, _Record(record), client)
@@ -801,7 +801,7 @@ def receive_one(consumer: Consumer) -> Callable[[Any, Any, Args, Kwargs], Any]:
         finally:
             RECEIVING.exit(token)
         if record is not None:
-            _hand_out(consumer, instance, record)
+            _hand_out(consumer, instance, start, record)
         return record
 
     return wrapper
@@ -825,7 +825,7 @@ def async_receive_one(consumer: Consumer) -> Callable[[Any, Any, Args, Kwargs], 
         finally:
             RECEIVING.exit(token)
         if record is not None:
-            _hand_out(consumer, instance, record)
+            _hand_out(consumer, instance, start, record)
         return record
 
     return wrapper

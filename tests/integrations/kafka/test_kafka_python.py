@@ -365,3 +365,25 @@ def test_unconfigured_tracing_leaves_records_alone(broker: Broker, topic: str) -
     record = next(receiving)
     receiving.close()
     assert record.headers == [("tenant", b"acme")]
+
+
+def test_a_record_received_inside_a_span_keeps_the_producer_as_parent_and_links_the_span(
+    broker: Broker, topic: str, spans: SpanRecorder
+) -> None:
+    send(broker, topic, (b"a", None, None))
+    with _state.tracer.start_as_current_span("worker loop") as loop:
+        receiving = consumer(broker, topic)
+        next(receiving)
+        receiving.close()
+        assert trace.get_current_span() is loop, "close() did not restore the surrounding span"
+    check_process(
+        spans.named(f"process {topic}"),
+        broker,
+        topic,
+        spans.named(f"send {topic}"),
+        client_id="worker",
+        group=None,
+        offset=0,
+        extra={"messaging.message.body.size": 1},
+        ambient=spans.named("worker loop"),
+    )
