@@ -20,6 +20,7 @@ from opentelemetry.sdk.trace import SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.version import __version__ as sdk_version
 
+from tracekit import _fork
 from tracekit._processor import BatchSpanProcessor
 from tracekit._sampling import make_sampler
 from tracekit._settings import Settings, declarations
@@ -127,4 +128,5 @@ def build_provider(settings: Settings, sources: Mapping[str, str]) -> TracerProv
                 export_timeout=settings.bsp_export_timeout,
             )
         )
+    _fork.watch()  # a forked child gets its own process.pid and exporter connections
     return provider

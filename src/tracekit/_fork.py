@@ -1,0 +1,109 @@
+"""What a forked child needs so that its spans are its own and reach the collector.
+
+A child made by ``fork()`` (gunicorn workers, ``--preload`` included; multiprocessing's
+``fork`` start method) inherits its parent's configured tracing. The batch processor
+restarts its export thread by itself (see ``_processor``); this module does the rest, from
+an ``os.register_at_fork`` hook that runs in the child right after the fork, while it has a
+single thread:
+
+* the resource says who emitted the spans: ``process.pid`` becomes the child's, and
+  ``service.instance.id`` a new one, each time only when tracekit chose the value (values
+  given in ``OTEL_RESOURCE_ATTRIBUTES`` are kept). The resource object is shared by the
+  provider, its tracers and their spans, so it is updated in place;
+* each OTLP exporter is replaced by a new one: the parent's holds connections (an HTTP
+  keep-alive socket, a gRPC channel) that two processes must not share. The parent's is
+  kept, unused, so that nothing in the child closes what the parent still uses;
+* a multiprocessing child ends with ``os._exit()``, which skips ``atexit``: its queued
+  spans are flushed by a multiprocessing finalizer instead, as the child exits.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from typing import Any
+
+from tracekit import _state
+
+__all__ = ["watch"]
+
+_GENERATED = ("process.pid", "service.instance.id")
+
+_watching = False
+_parents_exporters: list[Any] = []
+
+
+class _Token:
+    """A weakly referenceable key for multiprocessing's after-fork registry."""
+
+
+_TOKEN = _Token()
+_registered_with_multiprocessing = False
+
+
+def watch() -> None:
+    """Install the fork hooks, once per process (no-op where ``fork`` does not exist)."""
+    global _watching
+    if _watching or not hasattr(os, "register_at_fork"):
+        return
+    _watching = True
+    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+
+
+def _before_fork() -> None:
+    global _registered_with_multiprocessing
+    util = sys.modules.get("multiprocessing.util")
+    if util is None or _registered_with_multiprocessing:
+        return
+    _registered_with_multiprocessing = True
+    util.register_after_fork(_TOKEN, _in_multiprocessing_child)
+
+
+def _after_fork_in_child() -> None:
+    tracing = _state.current
+    if tracing is None or tracing.provider is None or not tracing.enabled:
+        return
+    try:
+        _refresh_resource(tracing.provider.resource, tracing.settings.resource_attributes)
+        _replace_otlp_exporters(tracing)
+    except Exception as exc:  # never stop a fork over tracing
+        from tracekit._safety import report
+
+        report("fork", exc)
+
+
+def _refresh_resource(resource: Any, given: Any) -> None:
+    from opentelemetry.sdk.resources import Resource
+
+    attributes = dict(resource.attributes)
+    if "process.pid" not in given:
+        attributes["process.pid"] = os.getpid()
+    if "service.instance.id" not in given:
+        attributes["service.instance.id"] = str(uuid.uuid4())
+    resource._attributes = Resource(attributes, resource.schema_url)._attributes
+
+
+def _replace_otlp_exporters(tracing: Any) -> None:
+    from tracekit._configure import _processors
+    from tracekit._sdk import _parsed_variables_hidden
+    from tracekit.exporters._otlp import make_otlp_exporter, traces_endpoint
+
+    for processor in _processors(tracing.provider):
+        exporter = getattr(processor, "exporter", None)
+        if exporter is None or not type(exporter).__module__.startswith("opentelemetry.exporter.otlp"):
+            continue
+        with _parsed_variables_hidden():
+            processor.exporter = make_otlp_exporter(
+                tracing.settings, traces_endpoint(tracing.settings, dict(tracing.sources))
+            )
+        _parents_exporters.append(exporter)
+
+
+def _in_multiprocessing_child(_: object) -> None:
+    from multiprocessing.util import Finalize
+
+    from tracekit._configure import _flush_at_exit
+
+    # Negative priority: after the child's own finalizers and after it has joined its children.
+    Finalize(None, _flush_at_exit, exitpriority=-100)
