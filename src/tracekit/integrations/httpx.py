@@ -39,7 +39,10 @@ def _describe(client: Any, args: Args, kwargs: Kwargs) -> RequestInfo:
 
 def _inject(client: Any, args: Args, kwargs: Kwargs, carrier: dict[str, str]) -> tuple[Args, Kwargs]:
     # request.headers is this Request's own copy, built by httpx from the caller's mapping.
-    _request(args, kwargs).headers.update(carrier)
+    # Item assignment is much cheaper than Headers.update(), which builds a Headers first.
+    headers = _request(args, kwargs).headers
+    for name, value in carrier.items():
+        headers[name] = value
     return args, kwargs
 
 
