@@ -138,19 +138,18 @@ def status_code(exc: BaseException) -> str | None:
     for candidate in seen:
         if candidate is None:
             continue
+        args = getattr(candidate, "args", ())
+        if (  # MySQL and MariaDB: the server's error number, as their conventions say
+            args
+            and isinstance(args[0], int)
+            and not isinstance(args[0], bool)
+            and type(candidate).__module__.startswith(("pymysql", "MySQLdb", "mysql", "mariadb"))
+        ):
+            return str(args[0])
         for attribute in ("sqlstate", "pgcode", "sqlite_errorname"):
             code = getattr(candidate, attribute, None)
             if isinstance(code, str) and code:
                 return code
-        args = getattr(candidate, "args", ())
-        module = type(candidate).__module__
-        if (
-            args
-            and isinstance(args[0], int)
-            and not isinstance(args[0], bool)
-            and module.startswith(("pymysql", "MySQLdb", "mysql", "mariadb"))
-        ):
-            return str(args[0])
     return None
 
 

@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 
+pytest.register_assert_rewrite("dbcheck")
+
 _ROOT_CONFTEST = Path(__file__).resolve().parents[2] / "conftest.py"
 
 
