@@ -26,6 +26,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+from httpcheck import capture_client_spans
+
+from tracekit.testing import SpanRecorder
 
 
 @dataclass
@@ -204,8 +207,7 @@ def closed_port() -> int:
 
 
 @pytest.fixture
-def parent_span() -> Any:
-    """Start an INTERNAL span made with tracekit's tracer, for parent/child checks."""
-    from tracekit import _state
-
-    return lambda name="parent": _state.tracer.start_as_current_span(name)
+def http_spans() -> Iterator[SpanRecorder]:
+    """Spans recorded in memory, only the HTTP client integrations on (the test servers stay untraced)."""
+    with capture_client_spans(service_name="tests") as recorder:
+        yield recorder

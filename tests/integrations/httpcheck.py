@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from typing import Any
 
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
+
+from tracekit.testing import SpanRecorder, capture_spans
 
 
 def traceparent(span: ReadableSpan) -> str:
@@ -57,3 +60,12 @@ def check_exception_span(
     attributes = dict(span.events[0].attributes or {})
     assert attributes["exception.type"] == error_type
     assert set(attributes) == {"exception.type", "exception.message", "exception.stacktrace"}
+
+
+#: What the client tests switch on: the HTTP clients and threading, never the test servers' frameworks.
+CLIENT_INTEGRATIONS = ("threading", "httpx", "requests", "urllib3", "urllib", "aiohttp_client")
+
+
+def capture_client_spans(**overrides: Any) -> AbstractContextManager[SpanRecorder]:
+    """:func:`tracekit.testing.capture_spans` with only the HTTP client integrations instrumented."""
+    return capture_spans(**{"instrument": list(CLIENT_INTEGRATIONS), **overrides})

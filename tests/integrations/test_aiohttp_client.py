@@ -9,12 +9,12 @@ from typing import Any, TypeVar
 
 import aiohttp
 import pytest
-from httpcheck import check_client_span, check_exception_span, traceparent
+from httpcheck import capture_client_spans, check_client_span, check_exception_span, traceparent
 from opentelemetry.trace import SpanKind
 
 import tracekit
 from tracekit import _state
-from tracekit.testing import SpanRecorder, capture_spans
+from tracekit.testing import SpanRecorder
 
 T = TypeVar("T")
 
@@ -32,20 +32,20 @@ async def get_json(client: aiohttp.ClientSession, url: str, **kwargs: Any) -> An
         return json.loads(await response.text())
 
 
-def test_ok(spans: SpanRecorder, asgi_server: Any) -> None:
+def test_ok(http_spans: SpanRecorder, asgi_server: Any) -> None:
     async def body(client: aiohttp.ClientSession) -> Any:
         with _state.tracer.start_as_current_span("parent"):
             return await get_json(client, asgi_server.url("/ok"))
 
     seen = run(body)["headers"]
-    client_span, parent = spans.spans
+    client_span, parent = http_spans.spans
     check_client_span(client_span, url=asgi_server.url("/ok"), port=asgi_server.port)
     assert client_span.parent is not None
     assert client_span.parent.span_id == parent.context.span_id
     assert seen["traceparent"] == traceparent(client_span)
 
 
-def test_errors_redirects_and_failures(spans: SpanRecorder, asgi_server: Any, closed_port: int) -> None:
+def test_errors_redirects_and_failures(http_spans: SpanRecorder, asgi_server: Any, closed_port: int) -> None:
     async def body(client: aiohttp.ClientSession) -> None:
         async with client.get(asgi_server.url("/status/404")) as response:
             assert response.status == 404
@@ -59,7 +59,7 @@ def test_errors_redirects_and_failures(spans: SpanRecorder, asgi_server: Any, cl
             await client.get(asgi_server.url("/slow"), timeout=aiohttp.ClientTimeout(sock_read=0.2))
 
     run(body)
-    not_found, server_error, redirect, ok, refused, timeout = spans.spans
+    not_found, server_error, redirect, ok, refused, timeout = http_spans.spans
     check_client_span(not_found, url=asgi_server.url("/status/404"), port=asgi_server.port, status=404)
     check_client_span(
         server_error, url=asgi_server.url("/status/500"), port=asgi_server.port, status=500, method="POST"
@@ -82,18 +82,18 @@ def test_errors_redirects_and_failures(spans: SpanRecorder, asgi_server: Any, cl
     )
 
 
-def test_streamed_body_is_read_after_the_span_ended(spans: SpanRecorder, asgi_server: Any) -> None:
+def test_streamed_body_is_read_after_the_span_ended(http_spans: SpanRecorder, asgi_server: Any) -> None:
     async def body(client: aiohttp.ClientSession) -> bytes:
         async with client.get(asgi_server.url("/stream")) as response:
-            assert len(spans.spans) == 1
+            assert len(http_spans.spans) == 1
             return b"".join([piece async for piece in response.content.iter_any()])
 
     assert run(body) == b"chunk-0chunk-1chunk-2chunk-3chunk-4"
-    (span,) = spans.spans
+    (span,) = http_spans.spans
     check_client_span(span, url=asgi_server.url("/stream"), port=asgi_server.port)
 
 
-def test_fifty_concurrent_requests_keep_their_parents(spans: SpanRecorder, asgi_server: Any) -> None:
+def test_fifty_concurrent_requests_keep_their_parents(http_spans: SpanRecorder, asgi_server: Any) -> None:
     async def one(client: aiohttp.ClientSession, number: int) -> tuple[int, str]:
         with _state.tracer.start_as_current_span(f"parent-{number}") as parent:
             seen = await get_json(client, asgi_server.url(f"/ok?n={number}"))
@@ -103,7 +103,7 @@ def test_fifty_concurrent_requests_keep_their_parents(spans: SpanRecorder, asgi_
         return await asyncio.gather(*(one(client, number) for number in range(50)))
 
     results = run(body)
-    clients = {span.attributes["url.full"]: span for span in spans.spans if span.kind is SpanKind.CLIENT}
+    clients = {span.attributes["url.full"]: span for span in http_spans.spans if span.kind is SpanKind.CLIENT}
     assert len(clients) == 50
     for number, (parent_id, seen) in enumerate(results):
         span = clients[asgi_server.url(f"/ok?n={number}")]
@@ -115,7 +115,7 @@ def test_fifty_concurrent_requests_keep_their_parents(spans: SpanRecorder, asgi_
 
 def test_session_headers_b3_capture_and_redaction(asgi_server: Any) -> None:
     headers = {"X-Tag": "t"}
-    with capture_spans(
+    with capture_client_spans(
         propagators=["b3multi"],
         http_capture_headers_client_request=["x-tag"],
         http_capture_headers_client_response=["x-reply", "set-cookie"],
@@ -147,7 +147,7 @@ def test_session_headers_b3_capture_and_redaction(asgi_server: Any) -> None:
     )
 
 
-def test_user_middlewares_run_outside_the_span(spans: SpanRecorder, asgi_server: Any) -> None:
+def test_user_middlewares_run_outside_the_span(http_spans: SpanRecorder, asgi_server: Any) -> None:
     calls: list[str] = []
 
     async def retry_once(request: Any, handler: Any) -> Any:
@@ -164,7 +164,7 @@ def test_user_middlewares_run_outside_the_span(spans: SpanRecorder, asgi_server:
 
     assert run(body, middlewares=(retry_once,)) == 500
     assert calls == ["retry"]
-    first, second = spans.spans
+    first, second = http_spans.spans
     check_client_span(first, url=asgi_server.url("/status/500"), port=asgi_server.port, status=500)
     check_client_span(
         second,
@@ -177,7 +177,7 @@ def test_user_middlewares_run_outside_the_span(spans: SpanRecorder, asgi_server:
 
 def test_excluded_urls_and_uninstrument(monkeypatch: pytest.MonkeyPatch, asgi_server: Any) -> None:
     monkeypatch.setenv("OTEL_PYTHON_AIOHTTP_CLIENT_EXCLUDED_URLS", "/ok")
-    with capture_spans() as recorder:
+    with capture_client_spans() as recorder:
 
         async def body(client: aiohttp.ClientSession) -> Any:
             with _state.tracer.start_as_current_span("parent"):

@@ -72,7 +72,7 @@ def _fail(*args: Any, **kwargs: Any) -> Any:
 def test_a_failure_in_the_wrapper_leaves_the_result_unchanged(
     name: str,
     part: str,
-    spans: SpanRecorder,
+    http_spans: SpanRecorder,
     asgi_server: Any,
     monkeypatch: pytest.MonkeyPatch,
     guarded_errors: list[tuple[str, BaseException]],
@@ -92,13 +92,13 @@ def test_a_failure_in_the_wrapper_leaves_the_result_unchanged(
     expected_spans = 1 + {"describe": 0, "inject": 1, "response_info": 1}[part]
     if name == "requests" and part != "response_info":
         expected_spans += 1
-    assert [span.name for span in spans.spans] == ["GET"] * expected_spans
+    assert [span.name for span in http_spans.spans] == ["GET"] * expected_spans
 
 
 @pytest.mark.parametrize("name", sorted(CLIENTS))
 def test_a_failure_while_recording_an_exception_reraises_the_original(
     name: str,
-    spans: SpanRecorder,
+    http_spans: SpanRecorder,
     closed_port: int,
     monkeypatch: pytest.MonkeyPatch,
     guarded_errors: list[tuple[str, BaseException]],

@@ -6,18 +6,18 @@ from typing import Any
 
 import pytest
 import requests
-from httpcheck import check_client_span, check_exception_span, traceparent
+from httpcheck import capture_client_spans, check_client_span, check_exception_span, traceparent
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import tracekit
 from tracekit import _state
-from tracekit.testing import SpanRecorder, capture_spans
+from tracekit.testing import SpanRecorder
 
 
-def test_ok_response_is_one_span_over_urllib3(spans: SpanRecorder, http_server: Any) -> None:
+def test_ok_response_is_one_span_over_urllib3(http_spans: SpanRecorder, http_server: Any) -> None:
     with _state.tracer.start_as_current_span("parent"), requests.Session() as session:
         response = session.get(http_server.url("/ok"))
-    client_span, parent = spans.spans  # no second span from urllib3
+    client_span, parent = http_spans.spans  # no second span from urllib3
     check_client_span(client_span, url=http_server.url("/ok"), port=http_server.port)
     assert client_span.parent is not None
     assert client_span.parent.span_id == parent.context.span_id
@@ -25,24 +25,24 @@ def test_ok_response_is_one_span_over_urllib3(spans: SpanRecorder, http_server: 
 
 
 @pytest.mark.parametrize("status", [404, 500])
-def test_error_statuses(spans: SpanRecorder, http_server: Any, status: int) -> None:
+def test_error_statuses(http_spans: SpanRecorder, http_server: Any, status: int) -> None:
     assert requests.get(http_server.url(f"/status/{status}")).status_code == status
-    (span,) = spans.spans
+    (span,) = http_spans.spans
     check_client_span(span, url=http_server.url(f"/status/{status}"), port=http_server.port, status=status)
 
 
-def test_connection_refused(spans: SpanRecorder, closed_port: int) -> None:
+def test_connection_refused(http_spans: SpanRecorder, closed_port: int) -> None:
     url = f"http://127.0.0.1:{closed_port}/ok"
     with pytest.raises(requests.exceptions.ConnectionError):
         requests.get(url)
-    (span,) = spans.spans
+    (span,) = http_spans.spans
     check_exception_span(span, url=url, port=closed_port, error_type="requests.exceptions.ConnectionError")
 
 
-def test_read_timeout(spans: SpanRecorder, http_server: Any) -> None:
+def test_read_timeout(http_spans: SpanRecorder, http_server: Any) -> None:
     with pytest.raises(requests.exceptions.ReadTimeout):
         requests.get(http_server.url("/slow"), timeout=0.2)
-    (span,) = spans.spans
+    (span,) = http_spans.spans
     check_exception_span(
         span,
         url=http_server.url("/slow"),
@@ -51,10 +51,10 @@ def test_read_timeout(spans: SpanRecorder, http_server: Any) -> None:
     )
 
 
-def test_redirects(spans: SpanRecorder, http_server: Any) -> None:
+def test_redirects(http_spans: SpanRecorder, http_server: Any) -> None:
     response = requests.get(http_server.url("/redirect-twice"))
     assert response.status_code == 200
-    first, second, third = spans.spans
+    first, second, third = http_spans.spans
     check_client_span(first, url=http_server.url("/redirect-twice"), port=http_server.port, status=302)
     check_client_span(
         second,
@@ -69,16 +69,16 @@ def test_redirects(spans: SpanRecorder, http_server: Any) -> None:
     assert response.json()["headers"]["traceparent"] == traceparent(third)
 
 
-def test_streamed_response_span_ends_at_the_headers(spans: SpanRecorder, http_server: Any) -> None:
+def test_streamed_response_span_ends_at_the_headers(http_spans: SpanRecorder, http_server: Any) -> None:
     with requests.get(http_server.url("/stream"), stream=True) as response:
-        (span,) = spans.spans
+        (span,) = http_spans.spans
         assert b"".join(response.iter_content(chunk_size=None)) == b"chunk-0chunk-1chunk-2chunk-3chunk-4"
     check_client_span(span, url=http_server.url("/stream"), port=http_server.port)
 
 
 def test_callers_headers_not_modified_and_b3(http_server: Any) -> None:
     headers = {"X-Tag": "mine"}
-    with capture_spans(propagators=["b3"]) as recorder:
+    with capture_client_spans(propagators=["b3"]) as recorder:
         seen = requests.get(http_server.url("/ok"), headers=headers).json()["headers"]
         (span,) = recorder.spans
     assert headers == {"X-Tag": "mine"}
@@ -88,7 +88,7 @@ def test_callers_headers_not_modified_and_b3(http_server: Any) -> None:
 
 def test_header_capture_and_url_redaction(http_server: Any) -> None:
     url = f"http://user:pw@127.0.0.1:{http_server.port}/reply-headers?api_key=k&q=1"
-    with capture_spans(
+    with capture_client_spans(
         http_capture_headers_client_request=["x-tag", "authorization"],
         http_capture_headers_client_response=["X-Reply", "set-cookie"],
     ) as recorder:
@@ -109,27 +109,27 @@ def test_header_capture_and_url_redaction(http_server: Any) -> None:
 
 def test_excluded_urls(monkeypatch: pytest.MonkeyPatch, http_server: Any) -> None:
     monkeypatch.setenv("OTEL_PYTHON_REQUESTS_EXCLUDED_URLS", "status/404")
-    with capture_spans() as recorder, _state.tracer.start_as_current_span("parent"):
+    with capture_client_spans() as recorder, _state.tracer.start_as_current_span("parent"):
         requests.get(http_server.url("/status/404"))
     (parent,) = recorder.spans  # neither requests nor urllib3 made a span
     assert http_server.last_headers("/status/404")["traceparent"] == traceparent(parent)
 
 
-def test_uninstrument(spans: SpanRecorder, http_server: Any) -> None:
+def test_uninstrument(http_spans: SpanRecorder, http_server: Any) -> None:
     tracekit.uninstrument("requests")
     seen = requests.get(http_server.url("/ok")).json()["headers"]
-    (span,) = spans.spans  # urllib3, still instrumented, makes the span now
+    (span,) = http_spans.spans  # urllib3, still instrumented, makes the span now
     check_client_span(span, url=http_server.url("/ok"), port=http_server.port)
     assert seen["traceparent"] == traceparent(span)
     tracekit.uninstrument("urllib3")
     assert "traceparent" not in requests.get(http_server.url("/ok")).json()["headers"]
-    assert len(spans.spans) == 1
+    assert len(http_spans.spans) == 1
 
 
 def test_the_otlp_exporters_own_requests_are_not_traced(http_server: Any) -> None:
     """The http/protobuf exporter sends through requests; its export runs with suppression set."""
     memory = InMemorySpanExporter()
-    with capture_spans(
+    with capture_client_spans(
         exporters=["otlp", memory],
         protocol="http/protobuf",
         traces_endpoint=http_server.url("/v1/traces"),

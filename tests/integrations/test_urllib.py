@@ -8,20 +8,20 @@ import urllib.request
 from typing import Any
 
 import pytest
-from httpcheck import check_client_span, check_exception_span, traceparent
+from httpcheck import capture_client_spans, check_client_span, check_exception_span, traceparent
 
 import tracekit
 from tracekit import _state
-from tracekit.testing import SpanRecorder, capture_spans
+from tracekit.testing import SpanRecorder
 
 
-def test_ok(spans: SpanRecorder, http_server: Any) -> None:
+def test_ok(http_spans: SpanRecorder, http_server: Any) -> None:
     with (
         _state.tracer.start_as_current_span("parent"),
         urllib.request.urlopen(http_server.url("/ok")) as response,
     ):
         seen = json.load(response)["headers"]
-    client_span, parent = spans.spans
+    client_span, parent = http_spans.spans
     check_client_span(client_span, url=http_server.url("/ok"), port=http_server.port)
     assert client_span.parent is not None
     assert client_span.parent.span_id == parent.context.span_id
@@ -29,34 +29,34 @@ def test_ok(spans: SpanRecorder, http_server: Any) -> None:
 
 
 @pytest.mark.parametrize("status", [404, 500])
-def test_error_statuses_before_http_error(spans: SpanRecorder, http_server: Any, status: int) -> None:
+def test_error_statuses_before_http_error(http_spans: SpanRecorder, http_server: Any, status: int) -> None:
     with pytest.raises(urllib.error.HTTPError) as raised:
         urllib.request.urlopen(http_server.url(f"/status/{status}"))
     raised.value.close()
     assert raised.value.code == status
-    (span,) = spans.spans
+    (span,) = http_spans.spans
     check_client_span(span, url=http_server.url(f"/status/{status}"), port=http_server.port, status=status)
 
 
-def test_connection_refused(spans: SpanRecorder, closed_port: int) -> None:
+def test_connection_refused(http_spans: SpanRecorder, closed_port: int) -> None:
     url = f"http://127.0.0.1:{closed_port}/ok"
     with pytest.raises(urllib.error.URLError):
         urllib.request.urlopen(url)
-    (span,) = spans.spans
+    (span,) = http_spans.spans
     check_exception_span(span, url=url, port=closed_port, error_type="urllib.error.URLError")
 
 
-def test_read_timeout(spans: SpanRecorder, http_server: Any) -> None:
+def test_read_timeout(http_spans: SpanRecorder, http_server: Any) -> None:
     with pytest.raises(TimeoutError):
         urllib.request.urlopen(http_server.url("/slow"), timeout=0.2)
-    (span,) = spans.spans
+    (span,) = http_spans.spans
     check_exception_span(span, url=http_server.url("/slow"), port=http_server.port, error_type="TimeoutError")
 
 
-def test_redirects(spans: SpanRecorder, http_server: Any) -> None:
+def test_redirects(http_spans: SpanRecorder, http_server: Any) -> None:
     with urllib.request.urlopen(http_server.url("/redirect-twice")) as response:
         seen = json.load(response)["headers"]
-    first, second, third = spans.spans
+    first, second, third = http_spans.spans
     check_client_span(first, url=http_server.url("/redirect-twice"), port=http_server.port, status=302)
     check_client_span(
         second,
@@ -71,16 +71,16 @@ def test_redirects(spans: SpanRecorder, http_server: Any) -> None:
     assert seen["traceparent"] == traceparent(third)
 
 
-def test_streamed_body_is_read_after_the_span_ended(spans: SpanRecorder, http_server: Any) -> None:
+def test_streamed_body_is_read_after_the_span_ended(http_spans: SpanRecorder, http_server: Any) -> None:
     with urllib.request.urlopen(http_server.url("/stream")) as response:
-        (span,) = spans.spans
+        (span,) = http_spans.spans
         assert response.read() == b"chunk-0chunk-1chunk-2chunk-3chunk-4"
     check_client_span(span, url=http_server.url("/stream"), port=http_server.port)
 
 
 def test_the_callers_request_is_not_modified_b3_and_capture(http_server: Any) -> None:
     request = urllib.request.Request(http_server.url("/reply-headers"), headers={"X-Tag": "t"}, method="POST")
-    with capture_spans(
+    with capture_client_spans(
         propagators=["b3"],
         http_capture_headers_client_request=["x-tag"],
         http_capture_headers_client_response=["X-Reply", "Set-Cookie"],
@@ -110,7 +110,7 @@ def test_the_callers_request_is_not_modified_b3_and_capture(http_server: Any) ->
 
 def test_excluded_urls_and_uninstrument(monkeypatch: pytest.MonkeyPatch, http_server: Any) -> None:
     monkeypatch.setenv("OTEL_PYTHON_EXCLUDED_URLS", "/ok$")
-    with capture_spans() as recorder:
+    with capture_client_spans() as recorder:
         with _state.tracer.start_as_current_span("parent"):
             urllib.request.urlopen(http_server.url("/ok")).close()
         (parent,) = recorder.spans

@@ -6,39 +6,39 @@ from typing import Any
 
 import pytest
 import urllib3
-from httpcheck import check_client_span, check_exception_span, traceparent
+from httpcheck import capture_client_spans, check_client_span, check_exception_span, traceparent
 
 import tracekit
 from tracekit import _state
-from tracekit.testing import SpanRecorder, capture_spans
+from tracekit.testing import SpanRecorder
 
 
-def test_pool_manager_ok(spans: SpanRecorder, http_server: Any) -> None:
+def test_pool_manager_ok(http_spans: SpanRecorder, http_server: Any) -> None:
     with _state.tracer.start_as_current_span("parent"):
         response = urllib3.PoolManager().request("GET", http_server.url("/ok"))
-    client_span, parent = spans.spans
+    client_span, parent = http_spans.spans
     check_client_span(client_span, url=http_server.url("/ok"), port=http_server.port)
     assert client_span.parent is not None
     assert client_span.parent.span_id == parent.context.span_id
     assert response.json()["headers"]["traceparent"] == traceparent(client_span)
 
 
-def test_connection_pool_and_error_statuses(spans: SpanRecorder, http_server: Any) -> None:
+def test_connection_pool_and_error_statuses(http_spans: SpanRecorder, http_server: Any) -> None:
     pool = urllib3.HTTPConnectionPool("127.0.0.1", http_server.port)
     assert pool.request("GET", "/status/404").status == 404
     assert pool.request("DELETE", "/status/500").status == 500
-    not_found, server_error = spans.spans
+    not_found, server_error = http_spans.spans
     check_client_span(not_found, url=http_server.url("/status/404"), port=http_server.port, status=404)
     check_client_span(
         server_error, url=http_server.url("/status/500"), port=http_server.port, status=500, method="DELETE"
     )
 
 
-def test_connection_refused_each_retry_is_a_span(spans: SpanRecorder, closed_port: int) -> None:
+def test_connection_refused_each_retry_is_a_span(http_spans: SpanRecorder, closed_port: int) -> None:
     url = f"http://127.0.0.1:{closed_port}/ok"
     with pytest.raises(urllib3.exceptions.MaxRetryError):
         urllib3.PoolManager().request("GET", url, retries=urllib3.Retry(connect=1, total=1))
-    first, second = spans.spans
+    first, second = http_spans.spans
     check_exception_span(first, url=url, port=closed_port, error_type="urllib3.exceptions.NewConnectionError")
     assert "http.request.resend_count" not in (first.attributes or {})
     assert second.attributes is not None
@@ -46,11 +46,11 @@ def test_connection_refused_each_retry_is_a_span(spans: SpanRecorder, closed_por
     assert second.attributes["error.type"] == "urllib3.exceptions.NewConnectionError"
 
 
-def test_read_timeout(spans: SpanRecorder, http_server: Any) -> None:
+def test_read_timeout(http_spans: SpanRecorder, http_server: Any) -> None:
     with pytest.raises(urllib3.exceptions.MaxRetryError) as raised:
         urllib3.request("GET", http_server.url("/slow"), timeout=0.2, retries=urllib3.Retry(read=0, total=0))
     assert isinstance(raised.value.reason, urllib3.exceptions.ReadTimeoutError)
-    (span,) = spans.spans
+    (span,) = http_spans.spans
     check_exception_span(
         span,
         url=http_server.url("/slow"),
@@ -59,10 +59,10 @@ def test_read_timeout(spans: SpanRecorder, http_server: Any) -> None:
     )
 
 
-def test_redirects(spans: SpanRecorder, http_server: Any) -> None:
+def test_redirects(http_spans: SpanRecorder, http_server: Any) -> None:
     response = urllib3.PoolManager().request("GET", http_server.url("/redirect-twice"))
     assert response.status == 200
-    first, second, third = spans.spans
+    first, second, third = http_spans.spans
     check_client_span(first, url=http_server.url("/redirect-twice"), port=http_server.port, status=302)
     check_client_span(
         second,
@@ -76,9 +76,9 @@ def test_redirects(spans: SpanRecorder, http_server: Any) -> None:
     )
 
 
-def test_streamed_response(spans: SpanRecorder, http_server: Any) -> None:
+def test_streamed_response(http_spans: SpanRecorder, http_server: Any) -> None:
     response = urllib3.request("GET", http_server.url("/stream"), preload_content=False)
-    (span,) = spans.spans
+    (span,) = http_spans.spans
     assert b"".join(response.stream()) == b"chunk-0chunk-1chunk-2chunk-3chunk-4"
     response.release_conn()
     check_client_span(span, url=http_server.url("/stream"), port=http_server.port)
@@ -86,7 +86,7 @@ def test_streamed_response(spans: SpanRecorder, http_server: Any) -> None:
 
 def test_headers_not_modified_capture_and_b3(http_server: Any) -> None:
     headers = {"X-Tag": "t"}
-    with capture_spans(
+    with capture_client_spans(
         propagators=["b3multi"],
         http_capture_headers_client_request=["X-Tag"],
         http_capture_headers_client_response=["x-reply"],
@@ -108,7 +108,7 @@ def test_headers_not_modified_capture_and_b3(http_server: Any) -> None:
 
 def test_excluded_urls_and_uninstrument(monkeypatch: pytest.MonkeyPatch, http_server: Any) -> None:
     monkeypatch.setenv("OTEL_PYTHON_URLLIB3_EXCLUDED_URLS", r"/status/\d+$")
-    with capture_spans() as recorder:
+    with capture_client_spans() as recorder:
         with _state.tracer.start_as_current_span("parent"):
             urllib3.request("GET", http_server.url("/status/404"))
         (parent,) = recorder.spans
