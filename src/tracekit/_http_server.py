@@ -238,19 +238,23 @@ class ServerRequest:
         self.prefix = ""
         #: FastAPI reported the route about to be handled (its Starlette hook then steps aside).
         self.pending = False
+        #: The response status, once the response has started.
         self.status: int | None = None
         self.exception: BaseException | None = None
         self.response_attributes: dict[str, Any] | None = None
         self.done = False
 
-    def response(self, status: int, headers: Callable[[], Iterable[tuple[str, str]]]) -> str | None:
-        """The response starts with ``status``; returns the ``traceresponse`` value to send, if any."""
-        self.status = status
+    def response(self, headers: Iterable[tuple[str, str]]) -> str | None:
+        """The response (its status already in :attr:`status`) starts with ``headers``: capture
+        them if asked; returns the ``traceresponse`` value to send, if any.
+
+        Only called when response headers are captured or ``traceresponse`` is on.
+        """
         config = self.config
         try:
             if config.capture_response and self.span.is_recording():
                 self.response_attributes = captured_headers(
-                    HTTP_RESPONSE_HEADER, config.capture_response, headers(), config.sanitize
+                    HTTP_RESPONSE_HEADER, config.capture_response, headers, config.sanitize
                 )
             if config.traceresponse:
                 span_context = self.span.get_span_context()

@@ -171,10 +171,13 @@ def _response(request: ServerRequest, message: Message) -> Message:
             status = 101
         else:
             status = int(message["status"])
-        headers = message.get("headers") or ()
-        value = request.response(status, lambda: _decoded(headers))
-        if value is not None and kind != "websocket.close":
-            message = {**message, "headers": [*headers, (b"traceresponse", value.encode("ascii"))]}
+        request.status = status
+        config = request.config
+        if config.capture_response or config.traceresponse:
+            headers = message.get("headers") or ()
+            value = request.response(_decoded(headers))
+            if value is not None and kind != "websocket.close":
+                message = {**message, "headers": [*headers, (b"traceresponse", value.encode("ascii"))]}
     except Exception as exc:
         report(request.integration, exc)
     return message

@@ -81,9 +81,12 @@ def traced(
 
     def traced_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
         try:
-            value = request.response(int(status[:3]), lambda: headers)
-            if value is not None:
-                headers = [*headers, ("traceresponse", value)]
+            request.status = int(status[:3])
+            config = request.config
+            if config.capture_response or config.traceresponse:
+                value = request.response(headers)
+                if value is not None:
+                    headers = [*headers, ("traceresponse", value)]
         except Exception as exc:
             report(integration, exc)
         if exc_info is None:
