@@ -1,7 +1,7 @@
 """``python -m benchmarks [--quick] [--output PATH] [NAME ...]``.
 
 NAME is a family (``decorator``, ``span``, ``propagation``, ``http-clients``,
-``http-servers``, ``kafka``, ``startup``, ``export``) or one benchmark of a family
+``http-servers``, ``kafka``, ``databases``, ``startup``, ``export``) or one benchmark of a family
 (``decorator-sampled``, ``httpx-get``, ...); no NAME runs everything. A full run of
 everything rewrites ``docs/performance.md``; other runs print their tables and write a
 file only when ``--output`` is given.
@@ -16,7 +16,16 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from benchmarks import export, http_clients, http_servers, kafka, manual_spans, propagation, startup
+from benchmarks import (
+    databases,
+    export,
+    http_clients,
+    http_servers,
+    kafka,
+    manual_spans,
+    propagation,
+    startup,
+)
 from benchmarks._budgets import evaluate
 from benchmarks._harness import Benchmark, BenchmarkResult, Scale, run_benchmark
 from benchmarks._report import (
@@ -36,6 +45,7 @@ TIMED: dict[str, Callable[[Scale], list[Benchmark]]] = {
     "http-clients": http_clients.benchmarks,
     "http-servers": http_servers.benchmarks,
     "kafka": kafka.benchmarks,
+    "databases": databases.benchmarks,
     "startup": startup.benchmarks,
 }
 #: Families with tables of their own.

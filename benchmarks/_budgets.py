@@ -125,6 +125,18 @@ BUDGETS: tuple[Budget, ...] = (
         "`tracekit run python -c pass` at most 50 ms over `import opentelemetry.sdk.trace`",
         above_variant_at_most("python -c 'import opentelemetry.sdk.trace'", 0.050),
     ),
+    Budget(
+        8,
+        "sqlite3-select",
+        "sqlite3: tracekit's added cost per query at most 0.7x the peer's, sanitizing included",
+        ratio_at_most(0.7),
+    ),
+    Budget(
+        8,
+        "psycopg-select",
+        "psycopg: tracekit's added cost per query at most 0.7x the peer's, sanitizing included",
+        ratio_at_most(0.7),
+    ),
 )
 
 
