@@ -235,3 +235,22 @@ def only(spans: list[ReadableSpan], predicate: Callable[[ReadableSpan], bool]) -
 def in_start_order(recorder: SpanRecorder) -> list[ReadableSpan]:
     """The recorded spans in the order their requests arrived (they may end in another order)."""
     return sorted(recorder.spans, key=lambda span: span.start_time or 0)
+
+
+def configure_django() -> None:
+    """Settings for the test project in ``django_project`` (once per process)."""
+    import django
+    from django.conf import settings
+
+    if not settings.configured:
+        settings.configure(
+            DEBUG=False,
+            ALLOWED_HOSTS=["*"],
+            ROOT_URLCONF="django_project.urls",
+            SECRET_KEY="tests",
+            MIDDLEWARE=[],
+            INSTALLED_APPS=[],
+            DATABASES={},
+            LOGGING_CONFIG=None,
+        )
+        django.setup()

@@ -17,6 +17,7 @@ from servercheck import (
     SERVER_INTEGRATIONS,
     check_exception_event,
     check_server_span,
+    configure_django,
     hypercorn_server,
     in_start_order,
     only,
@@ -821,3 +822,30 @@ def test_tracekit_shutdown_makes_the_middleware_transparent() -> None:
     tracing.shutdown()
     asyncio.run(TracekitMiddleware(app)({"type": "http", "path": "/", "headers": []}, None, None))
     assert seen == ["absent"]
+
+
+def test_django_under_asgi_gets_its_route_and_exception(recorder: SpanRecorder) -> None:
+    configure_django()
+    from django.core.asgi import get_asgi_application
+
+    with uvicorn_server(get_asgi_application()) as server:
+        assert httpx.get(server.url("/api/v1/orders/4/")).status_code == 200
+        assert httpx.get(server.url("/crash/")).status_code == 500
+    order, crash = in_start_order(recorder)
+    check_server_span(
+        order,
+        port=server.port,
+        path="/api/v1/orders/4/",
+        route="/api/v1/orders/<int:order_id>/",
+        user_agent=UA,
+    )
+    check_server_span(
+        crash,
+        port=server.port,
+        path="/crash/",
+        route="/crash/",
+        status=500,
+        error_type="ZeroDivisionError",
+        user_agent=UA,
+    )
+    check_exception_event(crash, "ZeroDivisionError", "crash")

@@ -13,6 +13,7 @@ from servercheck import (
     SERVER_INTEGRATIONS,
     check_exception_event,
     check_server_span,
+    configure_django,
     in_start_order,
     traceparent_of,
     wait_for_spans,
@@ -82,21 +83,7 @@ def flask_app() -> Any:
 
 @pytest.fixture(scope="session")
 def django_application() -> Any:
-    import django
-    from django.conf import settings
-
-    if not settings.configured:
-        settings.configure(
-            DEBUG=False,
-            ALLOWED_HOSTS=["*"],
-            ROOT_URLCONF="django_project.urls",
-            SECRET_KEY="tests",
-            MIDDLEWARE=[],
-            INSTALLED_APPS=[],
-            DATABASES={},
-            LOGGING_CONFIG=None,
-        )
-        django.setup()
+    configure_django()
     from django.core.wsgi import get_wsgi_application
 
     return get_wsgi_application()
@@ -322,3 +309,42 @@ def test_an_exception_while_iterating_the_body_is_recorded(recorder: SpanRecorde
     (span,) = recorder.spans
     assert dict(span.attributes or {})["error.type"] == "RuntimeError"
     assert dict(span.attributes or {})["http.response.status_code"] == 200
+
+
+def _send(port: int, path: str, headers: list[tuple[str, str]]) -> int:
+    """A request with header fields in order, repeats kept (httpx would merge them)."""
+    import http.client
+
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        connection.putrequest("GET", path)
+        for name, value in headers:
+            connection.putheader(name, value)
+        connection.endheaders()
+        response = connection.getresponse()
+        response.read()
+        return response.status
+    finally:
+        connection.close()
+
+
+@pytest.mark.parametrize("kind", ["werkzeug", "wsgiref"])
+def test_repeated_header_fields_under_wsgi(recorder: SpanRecorder, kind: str) -> None:
+    # WSGI servers join repeated fields with commas: two traceparent fields then make an
+    # invalid value (the trace restarts), tracestate fields are combined as the spec says.
+    with wsgi_server(TracekitMiddleware(raw_wsgi_app), kind=kind) as server:
+        twice = [("traceparent", f"00-{TRACE}-{PARENT}-01"), ("traceparent", f"00-{TRACE}-{PARENT}-01")]
+        assert _send(server.port, "/twice", twice) == 200
+        combined = [
+            ("traceparent", f"00-{TRACE}-{PARENT}-01"),
+            ("tracestate", "a=1"),
+            ("tracestate", "b=2, c=3"),
+        ]
+        assert _send(server.port, "/combined", combined) == 200
+        wait_for_spans(recorder, 2)
+    restarted, continued = in_start_order(recorder)
+    assert restarted.parent is None
+    assert f"{restarted.context.trace_id:032x}" != TRACE
+    assert continued.parent is not None
+    assert f"{continued.context.trace_id:032x}" == TRACE
+    assert continued.context.trace_state.to_header() == "a=1,b=2,c=3"
