@@ -107,8 +107,8 @@ def _row(label: str, protocol: str, variant: str, runs: _Runs, spans: int) -> st
 
 
 def run(scale: Scale, log: Callable[[str], None] = print) -> list[Section]:
-    spans = 2_000 if scale.quick else 20_000
-    repeats = scale.rounds(5)
+    spans = 2_000 if scale.quick else 15_000
+    repeats = scale.rounds(4)
     title = "### Export throughput to a local OTLP receiver (`export`)\n\n"
     cases = [(protocol, variant) for protocol in PROTOCOLS for variant, _ in VARIANTS]
     results = {case: _Runs() for case in cases}

@@ -129,7 +129,7 @@ def benchmarks(scale: Scale) -> list[Benchmark]:
             "virtual environment has every peer and workload library installed.",
             switching="one subprocess per run, rounds interleaved",
             setup=_setup,
-            rounds=scale.rounds(15),
+            rounds=scale.rounds(11),
             iterations=1,
             warmup=1,
             unit="ms",
