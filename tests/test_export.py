@@ -284,7 +284,7 @@ def test_gzip_compression(receiver: OTLPReceiver, monkeypatch: pytest.MonkeyPatc
         import grpc
 
         [processor] = tracing.provider._active_span_processor._span_processors
-        assert processor.exporter._compression == grpc.Compression.Gzip
+        assert processor.exporter.exporter._compression == grpc.Compression.Gzip
 
 
 def test_traces_compression_variable_wins(receiver: OTLPReceiver, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -28,9 +28,10 @@ from launcher_support import (
     tracekit_command,
     wait_until_serving,
 )
-from tracekit._launcher import BOOTSTRAP_DIR, launch_environment
+from tracekit._launcher import BOOTSTRAP_DIR, launch_environment, sdk_disabled
 from tracekit._receiver import ReceivedSpan
 from tracekit._registry import BY_NAME
+from tracekit._settings import declarations, load
 from tracekit.testing import OTLPReceiver
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="fork, exec and process groups are POSIX")
@@ -83,6 +84,14 @@ def test_launch_environment_puts_the_bootstrap_first_once() -> None:
 def test_launch_environment_is_untouched_when_disabled(value: str) -> None:
     original = {"OTEL_SDK_DISABLED": value, "PYTHONPATH": "/app/lib"}
     assert launch_environment(original) == original
+
+
+@pytest.mark.parametrize("value", ["true", " True ", "false", "FALSE", "", "  ", "yes", "1", "truee"])
+def test_the_launcher_reads_sdk_disabled_as_its_declaration_does(value: str) -> None:
+    [decl] = [decl for decl in declarations() if decl.name == "disabled"]
+    settings = load(environ={"OTEL_SDK_DISABLED": value}).settings
+    assert decl.env == ("OTEL_SDK_DISABLED",)
+    assert sdk_disabled({"OTEL_SDK_DISABLED": value}) is settings.disabled
 
 
 def test_run_without_a_command_prints_usage() -> None:

@@ -54,16 +54,35 @@ def test_configure_imports_no_instrumented_library() -> None:
     assert [name for name in INSTRUMENTED if name in loaded] == []
 
 
-def test_the_default_exporter_brings_only_its_own_http_stack() -> None:
+def test_import_tracekit_loads_nothing_else() -> None:
+    loaded = _modules_after("import tracekit")
+    assert sorted(name for name in loaded if name.startswith(("tracekit", "opentelemetry", "wrapt"))) == [
+        "tracekit",
+        "tracekit._version",
+    ]
+
+
+# The exporter is built when it first has spans to send; this builds it at once.
+_BUILD_EXPORTER = (
+    "from tracekit._configure import _processors\n"
+    "[processor.exporter.exporter for processor in _processors(tracing.provider)]"
+)
+
+
+def test_the_default_exporter_brings_only_its_own_http_stack_when_first_used() -> None:
+    configured = _modules_after("import tracekit\ntracing = tracekit.configure()")
+    assert [name for name in INSTRUMENTED if name in configured] == []
+    assert "opentelemetry.exporter.otlp.proto.http.trace_exporter" not in configured
     # The OTLP/HTTP exporter itself sends with requests (over urllib3); nothing else comes.
-    loaded = _modules_after("import tracekit\ntracekit.configure()")
+    loaded = _modules_after(f"import tracekit\ntracing = tracekit.configure()\n{_BUILD_EXPORTER}")
     assert [name for name in INSTRUMENTED if name in loaded] == ["requests", "urllib3"]
     assert "opentelemetry.exporter.otlp.proto.http.trace_exporter" in loaded
     assert "opentelemetry.exporter.otlp.proto.grpc.trace_exporter" not in loaded
 
 
-def test_grpc_is_imported_only_when_asked_for() -> None:
-    loaded = _modules_after("import tracekit\ntracekit.configure(protocol='grpc')")
+def test_grpc_is_imported_only_when_asked_for_and_then_at_once() -> None:
+    # Built by configure(): a first build at exit could not start the threads gRPC needs.
+    loaded = _modules_after("import tracekit\ntracing = tracekit.configure(protocol='grpc')")
     assert "opentelemetry.exporter.otlp.proto.grpc.trace_exporter" in loaded
     assert "opentelemetry.exporter.otlp.proto.http.trace_exporter" not in loaded
 

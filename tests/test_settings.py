@@ -132,7 +132,11 @@ def processors_of(tracing: tracekit.Tracing) -> list[Any]:
 
 
 def exporters_of(tracing: tracekit.Tracing) -> list[SpanExporter]:
-    return [processor.exporter for processor in processors_of(tracing)]
+    """The exporters in use; tracekit's OTLP exporter is built (as on its first export) and unwrapped."""
+    from tracekit.exporters._otlp import OTLPSpanExporter
+
+    exporters = [processor.exporter for processor in processors_of(tracing)]
+    return [item.exporter if isinstance(item, OTLPSpanExporter) else item for item in exporters]
 
 
 def only_exporter(tracing: tracekit.Tracing) -> SpanExporter:

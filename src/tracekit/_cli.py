@@ -10,16 +10,19 @@
 ``integrations``
     every integration, the installed library version and its status
 
-``run`` is on the start-up path of every launched application, so this module imports only
-the standard library (and the launcher) until another subcommand needs more.
+``run`` is on the start-up path of every launched application, so it imports nothing but
+``os`` and ``sys`` (and the launcher); the other subcommands import what they need.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
-from collections.abc import Sequence
-from typing import Any
+
+TYPE_CHECKING = False  # typing and argparse are left out of `tracekit run`'s start-up
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Sequence
+    from typing import Any
 
 __all__ = ["main"]
 
@@ -83,6 +86,8 @@ def _run(command: list[str]) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    import argparse
+
     from tracekit._version import __version__
 
     parser = argparse.ArgumentParser(prog="tracekit", description=_DESCRIPTION)

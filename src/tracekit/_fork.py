@@ -10,9 +10,8 @@ single thread:
   ``service.instance.id`` a new one, each time only when tracekit chose the value (values
   given in ``OTEL_RESOURCE_ATTRIBUTES`` are kept). The resource object is shared by the
   provider, its tracers and their spans, so it is updated in place;
-* each OTLP exporter is replaced by a new one: the parent's holds connections (an HTTP
-  keep-alive socket, a gRPC channel) that two processes must not share. The parent's is
-  kept, unused, so that nothing in the child closes what the parent still uses;
+* each OTLP exporter builds a new connection on first use: the parent's (an HTTP
+  keep-alive socket, a gRPC channel) must not be shared by two processes;
 * a multiprocessing child ends with ``os._exit()``, which skips ``atexit``: its queued
   spans are flushed by a multiprocessing finalizer instead, as the child exits.
 """
@@ -31,7 +30,6 @@ __all__ = ["watch"]
 _GENERATED = ("process.pid", "service.instance.id")
 
 _watching = False
-_parents_exporters: list[Any] = []
 
 
 class _Token:
@@ -86,18 +84,12 @@ def _refresh_resource(resource: Any, given: Any) -> None:
 
 def _replace_otlp_exporters(tracing: Any) -> None:
     from tracekit._configure import _processors
-    from tracekit._sdk import _parsed_variables_hidden
-    from tracekit.exporters._otlp import make_otlp_exporter, traces_endpoint
+    from tracekit.exporters._otlp import OTLPSpanExporter
 
     for processor in _processors(tracing.provider):
         exporter = getattr(processor, "exporter", None)
-        if exporter is None or not type(exporter).__module__.startswith("opentelemetry.exporter.otlp"):
-            continue
-        with _parsed_variables_hidden():
-            processor.exporter = make_otlp_exporter(
-                tracing.settings, traces_endpoint(tracing.settings, dict(tracing.sources))
-            )
-        _parents_exporters.append(exporter)
+        if isinstance(exporter, OTLPSpanExporter):
+            exporter.forget_connections()
 
 
 def _in_multiprocessing_child(_: object) -> None:

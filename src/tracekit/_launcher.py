@@ -19,7 +19,10 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping, MutableMapping, Sequence
+
+TYPE_CHECKING = False  # typing stays out of `tracekit run`'s start-up
+if TYPE_CHECKING:
+    from collections.abc import Mapping, MutableMapping, Sequence
 
 __all__ = ["BOOTSTRAP_DIR", "bootstrap", "launch_environment", "run"]
 
@@ -28,20 +31,15 @@ BOOTSTRAP_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_boots
 
 
 def sdk_disabled(environ: Mapping[str, str]) -> bool:
-    """Whether ``OTEL_SDK_DISABLED`` turns tracing off, read by its declared kind.
+    """Whether ``OTEL_SDK_DISABLED`` turns tracing off.
 
-    A value that is not ``true`` or ``false`` counts as ``false`` here; the configured
-    process reports it, once, when it reads its settings.
+    Read as its declaration in ``_settings`` reads it (a ``Boolean``: ``true`` or
+    ``false``, case and surrounding blanks ignored), without importing the declarations,
+    which ``tracekit run`` would pay for on every start. Any other value counts as
+    ``false`` here; the launched process reports it, once, when it reads its settings.
+    tests/test_launcher.py checks that both readings agree.
     """
-    from tracekit._settings import Boolean
-
-    raw = environ.get("OTEL_SDK_DISABLED", "")
-    if not raw.strip():
-        return False
-    try:
-        return Boolean().parse(raw)
-    except ValueError:
-        return False
+    return environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true"
 
 
 def launch_environment(environ: Mapping[str, str]) -> dict[str, str]:

@@ -11,7 +11,7 @@ import os
 import socket
 import sys
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -25,14 +25,14 @@ from tracekit._processor import BatchSpanProcessor
 from tracekit._sampling import make_sampler
 from tracekit._settings import Settings, declarations
 from tracekit._version import __version__
-from tracekit.exporters._otlp import make_otlp_exporter, traces_endpoint
+from tracekit.exporters._otlp import OTLPSpanExporter, make_otlp_exporter, traces_endpoint
 from tracekit.exporters.console import ConsoleSpanExporter
 
 __all__ = ["build_provider", "make_exporters", "make_resource"]
 
 
 @contextmanager
-def _parsed_variables_hidden() -> Iterator[None]:
+def _parsed_variables_hidden(names: Iterable[str] | None = None) -> Iterator[None]:
     """Hide every variable tracekit declares while an SDK object is being built.
 
     SDK constructors fall back to reading ``OTEL_*`` variables themselves for arguments left
@@ -40,13 +40,32 @@ def _parsed_variables_hidden() -> Iterator[None]:
     would not win over the environment), the OTLP exporters read headers, certificates and
     timeouts (so a value tracekit rejected would be used anyway, and the gRPC exporter
     raises on a bad timeout). tracekit has parsed those variables and passes explicit values.
+    ``names`` limits the hiding to those variables.
     """
-    names = {var for decl in declarations() for var in decl.env}
+    names = {var for decl in declarations() for var in decl.env} if names is None else set(names)
     saved = {name: os.environ.pop(name) for name in sorted(names) if name in os.environ}
     try:
         yield
     finally:
         os.environ.update(saved)
+
+
+def _unused_variables(sources: Mapping[str, str]) -> list[str]:
+    """The declared variables set in the environment whose value tracekit did not use as it is.
+
+    A value tracekit rejected, one a keyword overrode, or the general variable where the
+    signal-specific one was invalid: what an SDK constructor would wrongly fall back to.
+    The variables tracekit did use hold what it passes explicitly, so they need no hiding,
+    and when nothing needs hiding the environment is not touched at all (the exporter is
+    built on the export thread, while the application may be starting processes).
+    """
+    unused = []
+    for decl in declarations():
+        source = sources.get(decl.name, "default")
+        # The SDK reads the most specific variable set: those after the one used do not matter.
+        candidates = decl.env[: decl.env.index(source)] if source in decl.env else decl.env
+        unused += [var for var in candidates if os.environ.get(var, "").strip()]
+    return unused
 
 
 def make_resource(settings: Settings) -> Resource:
@@ -102,11 +121,25 @@ def make_exporters(settings: Settings, sources: Mapping[str, str]) -> list[SpanE
         if isinstance(item, SpanExporter):
             exporters.append(item)
         elif item == "otlp":
-            with _parsed_variables_hidden():
-                exporters.append(make_otlp_exporter(settings, traces_endpoint(settings, dict(sources))))
+            exporters.append(_deferred_otlp_exporter(settings, sources))
         elif item == "console":
             exporters.append(ConsoleSpanExporter())
     return exporters
+
+
+def _deferred_otlp_exporter(settings: Settings, sources: Mapping[str, str]) -> OTLPSpanExporter:
+    endpoint = traces_endpoint(settings, dict(sources))
+
+    def build() -> SpanExporter:
+        with _parsed_variables_hidden(_unused_variables(sources)):
+            return make_otlp_exporter(settings, endpoint)
+
+    exporter = OTLPSpanExporter(build, settings.protocol, endpoint)
+    if settings.protocol == "grpc":
+        # Built now: gRPC was asked for (its cost is accepted), and building it later could
+        # fall at exit, where its first use would start threads the interpreter refuses.
+        exporter.exporter  # noqa: B018
+    return exporter
 
 
 def build_provider(settings: Settings, sources: Mapping[str, str]) -> TracerProvider:

@@ -1,22 +1,29 @@
 """The OTLP exporter for the configured protocol, built from explicit settings.
 
-Only the module of the chosen protocol is imported: the gRPC stack costs a noticeable
-part of start-up and is left alone unless ``grpc`` is asked for.
+Only the module of the chosen protocol is imported, and only when the first spans are
+exported (:class:`OTLPSpanExporter`): the HTTP stack (requests, protobuf) and even more
+the gRPC one cost more start-up than the rest of tracekit together, and a process that
+never exports a span never pays for them.
 """
 
 from __future__ import annotations
 
-import ssl
-from collections.abc import Callable
-from typing import Any
+import threading
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from opentelemetry.sdk.trace.export import SpanExporter
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from tracekit._logging import warn_once
 from tracekit._settings import Settings
 
-__all__ = ["make_otlp_exporter", "traces_endpoint"]
+if TYPE_CHECKING:
+    import ssl
+
+    from opentelemetry.sdk.trace import ReadableSpan
+
+__all__ = ["OTLPSpanExporter", "make_otlp_exporter", "traces_endpoint"]
 
 _DEFAULT_HTTP = "http://localhost:4318"
 _DEFAULT_GRPC = "http://localhost:4317"
@@ -38,6 +45,59 @@ def traces_endpoint(settings: Settings, sources: dict[str, str] | None = None) -
     if "://" not in base:
         base = ("http://" if settings.insecure else "https://") + base
     return base.rstrip("/") + "/v1/traces"
+
+
+class OTLPSpanExporter(SpanExporter):
+    """tracekit's OTLP exporter: the OpenTelemetry one, built when it first has spans to send.
+
+    ``build()`` makes the real exporter; it runs on the export thread, so the application's
+    start-up and its request path never wait for the imports it brings. After ``fork()``
+    the child calls :meth:`forget_connections` and builds its own on first use.
+    """
+
+    def __init__(self, build: Callable[[], SpanExporter], protocol: str, endpoint: str) -> None:
+        self._build = build
+        self._lock = threading.Lock()
+        self._exporter: SpanExporter | None = None
+        self._is_shut_down = False
+        self._abandoned: list[SpanExporter] = []
+        # As the SDK's exporter names it in its log lines (gRPC: host:port).
+        self._endpoint = urlsplit(endpoint).netloc or endpoint if protocol == "grpc" else endpoint
+
+    @property
+    def exporter(self) -> SpanExporter:
+        """The OpenTelemetry exporter, built on first use."""
+        with self._lock:
+            if self._exporter is None:
+                self._exporter = self._build()
+            return self._exporter
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if self._is_shut_down:
+            return SpanExportResult.FAILURE
+        return self.exporter.export(spans)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True if self._exporter is None else self._exporter.force_flush(timeout_millis)
+
+    def shutdown(self) -> None:
+        self._is_shut_down = True
+        with self._lock:
+            exporter = self._exporter
+        if exporter is not None:
+            exporter.shutdown()
+
+    def forget_connections(self) -> None:
+        """In a forked child: build a new exporter on next use, never reuse the parent's.
+
+        The parent's holds connections (an HTTP keep-alive socket, a gRPC channel) that two
+        processes must not share; it is kept, unused, so that nothing in the child closes
+        what the parent still uses.
+        """
+        self._lock = threading.Lock()
+        if self._exporter is not None:
+            self._abandoned.append(self._exporter)
+            self._exporter = None
 
 
 def make_otlp_exporter(
@@ -107,6 +167,8 @@ def _http_session(certificate: str | None, observe: Callable[[object], None] | N
 
 
 def _report_tls_failure(url: str, exc: BaseException, certificate: str | None) -> None:
+    import ssl
+
     cause = _ssl_cause(exc)
     if isinstance(cause, ssl.SSLCertVerificationError):
         reason = f"the collector's certificate was rejected ({cause.verify_message})"
@@ -131,6 +193,8 @@ def _report_tls_failure(url: str, exc: BaseException, certificate: str | None) -
 
 def _ssl_cause(exc: BaseException) -> ssl.SSLError | None:
     """The ssl error under the layers of requests and urllib3 exceptions, if any."""
+    import ssl
+
     seen: set[int] = set()
     pending: list[object] = [exc]
     while pending:
