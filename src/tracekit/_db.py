@@ -109,6 +109,7 @@ class Request(NamedTuple):
 Describe = Callable[[Any, Args, Kwargs], Request | None]
 
 _ENDPOINT = "_tracekit_endpoint"
+_SPAN_CACHE_SIZE = 1024
 
 
 def cached_endpoint(holder: Any, make: Callable[[Any], Endpoint]) -> Endpoint:
@@ -164,9 +165,12 @@ def _reported_type(exc: BaseException) -> str:
 class _Config:
     """What the settings say about database spans, resolved once per configuration."""
 
-    __slots__ = ("commenter", "dup", "mode", "parameters", "propagate")
+    __slots__ = ("commenter", "dup", "mode", "parameters", "propagate", "spans")
 
     def __init__(self, settings: Any) -> None:
+        #: (endpoint, statement, batch, procedure) -> (name, attributes, statement): the span of a
+        #: statement seen before is described without another look at the statement.
+        self.spans: dict[tuple[Any, ...], tuple[str, dict[str, Any], Any]] = {}
         self.mode: str = settings.db_statement
         self.parameters: bool = settings.db_capture_parameters
         self.commenter: bool = settings.sqlcommenter
@@ -217,20 +221,26 @@ class Database:
             request = describe(instance, args, kwargs)
             if request is None:
                 return None
-            endpoint = request.endpoint
             statement = request.statement
-            analysis = request.analysis
-            batch = request.batch
-            if analysis is None and statement is not None:
-                if isinstance(statement, (bytes, bytearray, memoryview)):
-                    statement = bytes(statement).decode("utf-8", "replace")
-                if isinstance(statement, str):
-                    analysis = analyze(statement, dialect_of(endpoint.system))
-            span = _state.tracer.start_span(
-                self._name(endpoint, analysis, batch if request.analysis is None else None),
-                kind=SpanKind.CLIENT,
-                attributes=self._attributes(config, request, analysis, statement),
-            )
+            key = None
+            if (
+                type(statement) is str  # exactly str: the key must hash and compare cheaply
+                and request.analysis is None
+                and request.parameters is None
+                and request.raw is None
+            ):
+                key = (request.endpoint, statement, request.batch, request.procedure)
+                found = config.spans.get(key)
+            else:
+                found = None
+            if found is None:
+                found = self._describe_span(config, request)
+                if key is not None:
+                    if len(config.spans) >= _SPAN_CACHE_SIZE:
+                        config.spans.clear()
+                    config.spans[key] = found
+            name, attributes, statement = found
+            span = _state.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
             if config.propagate is not None and isinstance(statement, str) and request.where is not None:
                 args, kwargs = _with_comment(config.propagate(span), statement, request.where, args, kwargs)
             return Call(self, span, DB_CLIENT.enter(), args, kwargs)
@@ -239,6 +249,19 @@ class Database:
             if span is not None:
                 span.end()
             return None
+
+    def _describe_span(self, config: _Config, request: Request) -> tuple[str, dict[str, Any], Any]:
+        """``(name, attributes, statement text)`` of a request."""
+        endpoint = request.endpoint
+        statement = request.statement
+        analysis = request.analysis
+        if analysis is None and statement is not None:
+            if isinstance(statement, (bytes, bytearray, memoryview)):
+                statement = bytes(statement).decode("utf-8", "replace")
+            if isinstance(statement, str):
+                analysis = analyze(statement, dialect_of(endpoint.system))
+        name = self._name(endpoint, analysis, request.batch if request.analysis is None else None)
+        return name, self._attributes(config, request, analysis, statement), statement
 
     @staticmethod
     def _name(endpoint: Endpoint, analysis: Analysis | None, batch: int | None) -> str:

@@ -105,29 +105,40 @@ class DbApi:
             return driver.endpoint(connection)
         return cached_endpoint(connection, driver.endpoint)
 
-    def _request(self, cursor: Any, query: Any, where: int | str | None, **extra: Any) -> Request | None:
+    def _request(self, cursor: Any, query: Any, where: int | str | None, parameters: Any) -> Request | None:
         connection = self.driver.connection(cursor)
         if connection is None:
             return None
-        return Request(self.endpoint(connection), self.driver.statement(cursor, query), where=where, **extra)
+        driver = self.driver
+        endpoint = (
+            cached_endpoint(connection, driver.endpoint)
+            if driver.cache_endpoint
+            else driver.endpoint(connection)
+        )
+        return Request(endpoint, driver.statement(cursor, query), None, None, parameters, None, where)
 
     def _describe_execute(self, cursor: Any, args: Args, kwargs: Kwargs) -> Request | None:
+        if args and not kwargs:  # the usual call: execute(query[, parameters])
+            return self._request(cursor, args[0], 0, args[1] if len(args) > 1 else None)
         query, where = _argument(args, kwargs, 0, _QUERY_KEYWORDS)
         parameters, _ = _argument(args, kwargs, 1, _PARAMETER_KEYWORDS)
-        return self._request(cursor, query, where, parameters=parameters)
+        return self._request(cursor, query, where, parameters)
 
     def _describe_executemany(self, cursor: Any, args: Args, kwargs: Kwargs) -> Request | None:
         query, where = _argument(args, kwargs, 0, _QUERY_KEYWORDS)
         sequence, _ = _argument(args, kwargs, 1, _SEQUENCE_KEYWORDS)
-        batch = len(sequence) if isinstance(sequence, Sized) else None
-        return self._request(cursor, query, where, batch=batch)
+        request = self._request(cursor, query, where, None)
+        if request is None or not isinstance(sequence, Sized):
+            return request
+        return request._replace(batch=len(sequence))
 
     def _describe_callproc(self, cursor: Any, args: Args, kwargs: Kwargs) -> Request | None:
         name, _ = _argument(args, kwargs, 0, ("procname", "name"))
         parameters, _ = _argument(args, kwargs, 1, ("args", "params", "parameters"))
         if not isinstance(name, str):
             return None
-        return self._request(cursor, f"CALL {name}", None, parameters=parameters, procedure=name)
+        request = self._request(cursor, f"CALL {name}", None, parameters)
+        return None if request is None else request._replace(procedure=name)
 
 
 def traced_class(base: type, traced: type, cache: dict[type, type]) -> type:
