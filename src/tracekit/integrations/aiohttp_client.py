@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from tracekit import _state
 from tracekit._http import (
     Args,
     HttpClient,
@@ -60,6 +61,8 @@ async def middleware(request: Any, handler: Any) -> Any:
 
 
 def _with_middleware(wrapped: Any, session: Any, args: Args, kwargs: Kwargs) -> Any:
+    if _state.current is None:
+        return wrapped(*args, **kwargs)
     given = kwargs.get("middlewares")
     chain = session._middlewares if given is None else given
     kwargs = {**kwargs, "middlewares": (*chain, middleware)}
