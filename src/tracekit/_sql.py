@@ -87,7 +87,7 @@ _SYSTEM_DIALECTS = {
 }
 
 _ITEM = r"(?:-\s*)?(?:\?|%s|\$\d+|:\w+|%\(\w+\)s)"
-_IN_LIST = re.compile(rf"(?i)(\bIN\s*\(\s*)({_ITEM})(?:\s*,\s*{_ITEM})+(\s*\))")
+_IN_LIST = re.compile(rf"(?i)\b(IN)\s*\(\s*({_ITEM})(?:\s*,\s*{_ITEM})+\s*\)")
 
 
 def dialect_of(system: str) -> str:
@@ -108,7 +108,7 @@ def sanitize(sql: str, dialect: str = "standard") -> str:
     """``sql`` with every literal replaced by ``?``, comments removed and IN lists collapsed."""
     text = _PATTERNS.get(dialect, _PATTERNS["standard"]).sub(_replace, sql)
     if "(" in text:
-        text = _IN_LIST.sub(r"\1\2\3", text)
+        text = _IN_LIST.sub(r"\1 (\2)", text)
     return text.strip()
 
 
