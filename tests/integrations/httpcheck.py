@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import urllib.request
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
+import aiohttp
+import httpx
+import requests
+import urllib3
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -69,3 +76,43 @@ CLIENT_INTEGRATIONS = ("threading", "httpx", "requests", "urllib3", "urllib", "a
 def capture_client_spans(**overrides: Any) -> AbstractContextManager[SpanRecorder]:
     """:func:`tracekit.testing.capture_spans` with only the HTTP client integrations instrumented."""
     return capture_spans(**{"instrument": list(CLIENT_INTEGRATIONS), **overrides})
+
+
+# One GET with each client: ``(status, body)``.
+
+
+def _httpx(url: str) -> tuple[int, bytes]:
+    response = httpx.get(url)
+    return response.status_code, response.content
+
+
+def _requests(url: str) -> tuple[int, bytes]:
+    response = requests.get(url)
+    return response.status_code, response.content
+
+
+def _urllib3(url: str) -> tuple[int, bytes]:
+    response = urllib3.request("GET", url)
+    return response.status, response.data
+
+
+def _urllib(url: str) -> tuple[int, bytes]:
+    with urllib.request.urlopen(url) as response:
+        return response.status, response.read()
+
+
+def _aiohttp(url: str) -> tuple[int, bytes]:
+    async def main() -> tuple[int, bytes]:
+        async with aiohttp.ClientSession() as session, session.get(url) as response:
+            return response.status, await response.read()
+
+    return asyncio.run(main())
+
+
+CLIENTS: dict[str, Callable[[str], tuple[int, bytes]]] = {
+    "httpx": _httpx,
+    "requests": _requests,
+    "urllib3": _urllib3,
+    "urllib": _urllib,
+    "aiohttp_client": _aiohttp,
+}

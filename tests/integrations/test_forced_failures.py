@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib
-import urllib.request
-from collections.abc import Callable
+import urllib.error
 from typing import Any
 
 import aiohttp
@@ -13,46 +11,10 @@ import httpx
 import pytest
 import requests
 import urllib3
+from httpcheck import CLIENTS
 
 from tracekit import _http
 from tracekit.testing import SpanRecorder
-
-
-def _httpx(url: str) -> tuple[int, bytes]:
-    response = httpx.get(url)
-    return response.status_code, response.content
-
-
-def _requests(url: str) -> tuple[int, bytes]:
-    response = requests.get(url)
-    return response.status_code, response.content
-
-
-def _urllib3(url: str) -> tuple[int, bytes]:
-    response = urllib3.request("GET", url)
-    return response.status, response.data
-
-
-def _urllib(url: str) -> tuple[int, bytes]:
-    with urllib.request.urlopen(url) as response:
-        return response.status, response.read()
-
-
-def _aiohttp(url: str) -> tuple[int, bytes]:
-    async def main() -> tuple[int, bytes]:
-        async with aiohttp.ClientSession() as session, session.get(url) as response:
-            return response.status, await response.read()
-
-    return asyncio.run(main())
-
-
-CLIENTS: dict[str, Callable[[str], tuple[int, bytes]]] = {
-    "httpx": _httpx,
-    "requests": _requests,
-    "urllib3": _urllib3,
-    "urllib": _urllib,
-    "aiohttp_client": _aiohttp,
-}
 
 ERRORS: dict[str, type[BaseException]] = {
     "httpx": httpx.ConnectError,
