@@ -233,7 +233,7 @@ def test_doctor_no_probe_without_an_otlp_exporter() -> None:
 # ---------------------------------------------------------------------------- doctor: the checks
 
 
-def test_doctor_grpc_port_with_http_protocol(receiver: OTLPReceiver) -> None:
+def test_doctor_grpc_port_with_http_protocol() -> None:
     _, report = doctor(OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:4317", OTEL_EXPORTER_OTLP_TIMEOUT="500")
     [problem] = [p for p in report["problems"] if p["subject"] == "OTEL_EXPORTER_OTLP_ENDPOINT"]
     assert problem["message"] == (
@@ -285,8 +285,12 @@ def test_doctor_invalid_and_unknown_values() -> None:
     fixes = {p["subject"]: p["fix"] for p in report["problems"]}
     assert fixes["OTEL_SERVICE_NAM"] == "did you mean OTEL_SERVICE_NAME?"
     assert fixes["OTEL_TRACES_SAMPLER"].startswith("set OTEL_TRACES_SAMPLER to one of always_on")
-    notes = {note["subject"] for note in report["notes"]}
-    assert "OTEL_METRICS_EXPORTER" in notes
+    notes = {note["subject"]: note["message"] for note in report["notes"]}
+    assert (
+        notes["OTEL_METRICS_EXPORTER"]
+        == "OTEL_METRICS_EXPORTER is for another signal; tracekit exports traces only"
+    )
+    assert notes["OTEL_SERVICE_NAME"].startswith("no service name")
     [httpx] = [row for row in report["integrations"] if row["name"] == "httpx"]
     assert httpx["status"] == "disabled by env"
 

@@ -268,6 +268,13 @@ def _pipeline_findings(loaded: Loaded) -> Iterator[Finding]:
         )
     elif "otlp" not in names:
         yield Finding("note", "OTEL_TRACES_EXPORTER", "spans are printed on stderr, not sent to a collector")
+    if not settings.service_name and "service.name" not in settings.resource_attributes:
+        yield Finding(
+            "note",
+            "OTEL_SERVICE_NAME",
+            "no service name: spans say unknown_service, and backends group them under it",
+            "set OTEL_SERVICE_NAME",
+        )
     ratio_applies = settings.sampler.endswith("traceidratio")
     if settings.sampler.endswith("always_off") or (ratio_applies and settings.sample_ratio == 0):
         yield Finding(
