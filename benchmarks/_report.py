@@ -246,6 +246,8 @@ FAMILY_TITLES = {
     "propagation": "Propagation",
     "http-clients": "HTTP clients",
     "http-servers": "HTTP servers (in process)",
+    "kafka": "Kafka producers",
+    "databases": "Database clients",
     "startup": "Start-up",
     "export": "Export throughput",
 }
