@@ -494,10 +494,11 @@ def _propagator_types() -> dict[str, type[TextMapPropagator]]:
     from opentelemetry.baggage.propagation import W3CBaggagePropagator
     from opentelemetry.propagators.b3 import B3MultiFormat, B3SingleFormat
     from opentelemetry.propagators.jaeger import JaegerPropagator
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    from tracekit._tracecontext import TraceContextPropagator
 
     return {
-        "tracecontext": TraceContextTextMapPropagator,
+        "tracecontext": TraceContextPropagator,
         "baggage": W3CBaggagePropagator,
         "b3": B3SingleFormat,
         "b3multi": B3MultiFormat,
@@ -554,7 +555,7 @@ def test_propagators_all_unknown_falls_back_to_default(
 @pytest.mark.parametrize(
     ("value", "expected"),
     [
-        ("bogus", "['TraceContextTextMapPropagator', 'W3CBaggagePropagator']"),
+        ("bogus", "['TraceContextPropagator', 'W3CBaggagePropagator']"),
         ("b3multi,bogus", "['B3MultiFormat']"),
     ],
 )
