@@ -39,7 +39,9 @@ def _describe(adapter: Any, args: Args, kwargs: Kwargs) -> RequestInfo:
 
 def _inject(adapter: Any, args: Args, kwargs: Kwargs, carrier: dict[str, str]) -> tuple[Args, Kwargs]:
     # The PreparedRequest's headers are requests' own copy of the caller's mapping.
-    _request(args, kwargs).headers.update(carrier)
+    headers = _request(args, kwargs).headers
+    for name, value in carrier.items():
+        headers[name] = value
     return args, kwargs
 
 
