@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -80,3 +82,15 @@ def test_uninstrumented_threads_start_with_an_empty_context(spans: SpanRecorder)
     seen = _parents(spans)
     assert seen["alone"] is None
     assert seen["pooled"] is None
+
+
+def test_a_pool_worker_thread_does_not_keep_the_first_submitters_span(spans: SpanRecorder) -> None:
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        with _state.tracer.start_as_current_span("parent") as parent:
+            pool.submit(_child, "first").result(timeout=10)  # starts the worker thread
+        reference = weakref.ref(parent)
+        del parent
+        gc.collect()
+        assert reference() is None, "the worker thread still holds the parent span's context"
+    seen = _parents(spans)
+    assert seen["first"] == seen["parent#id"]

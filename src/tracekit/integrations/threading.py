@@ -20,7 +20,10 @@ _ATTRIBUTE = "_tracekit_context"
 
 
 def _start(wrapped: Any, thread: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    vars(thread)[_ATTRIBUTE] = context.get_current()
+    # A pool's worker thread outlives the submit() that happened to start it: each work item
+    # carries its own context (see _submit), the worker itself starts with none.
+    if getattr(getattr(thread, "_target", None), "__module__", None) != "concurrent.futures.thread":
+        vars(thread)[_ATTRIBUTE] = context.get_current()
     return wrapped(*args, **kwargs)
 
 
