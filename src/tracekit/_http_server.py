@@ -103,12 +103,17 @@ class ServerConfig:
         "excluded_paths",
         "field_bytes",
         "fields",
+        "global_textmap",
         "sanitize",
         "textmap",
         "traceresponse",
     )
 
     def __init__(self, kind: str, settings: Any) -> None:
+        # Imported here, once configure() has loaded it safely (see tracekit._propagation).
+        from opentelemetry import propagate
+
+        self.global_textmap = propagate.get_global_textmap
         self.textmap: Any = None
         #: The header names the propagators read: without any of them, nothing is extracted.
         #: (Also as ASGI header names and as WSGI environ keys.)
@@ -126,10 +131,7 @@ class ServerConfig:
 
     def propagator(self) -> Any:
         """The global propagator (looked up on each request: the application may replace it)."""
-        # Imported here, once configure() has loaded it safely (see tracekit._propagation).
-        from opentelemetry import propagate
-
-        textmap = propagate.get_global_textmap()
+        textmap = self.global_textmap()
         if textmap is not self.textmap:
             self.fields = frozenset(field.lower() for field in textmap.fields)
             self.field_bytes = frozenset(field.encode("latin-1") for field in self.fields)

@@ -107,7 +107,10 @@ def _begin(config: ServerConfig, integration: str, scope: Scope) -> ServerReques
         host = (server[0] if server[1] is None else f"{server[0]}:{server[1]}") if server else None
     query_bytes = scope.get("query_string")
     query = query_bytes.decode("latin-1") if query_bytes else ""
-    if excluded(config, scheme, host, path, query):
+    if config.excluded is None:
+        if path in config.excluded_paths:
+            return None
+    elif excluded(config, scheme, host, path, query):
         return None
     textmap = config.propagator()
     if config.field_bytes.isdisjoint(index):

@@ -192,7 +192,10 @@ def _begin(config: ServerConfig, integration: str, environ: Environ) -> ServerRe
         name, port = environ.get("SERVER_NAME"), environ.get("SERVER_PORT")
         host = f"{name}:{port}" if name and port else name
     query = environ.get("QUERY_STRING") or ""
-    if excluded(config, scheme, host, path, query):
+    if config.excluded is None:
+        if path in config.excluded_paths:
+            return None
+    elif excluded(config, scheme, host, path, query):
         return None
     textmap = config.propagator()
     parent = ROOT
