@@ -2,16 +2,15 @@
 
 A child made by ``fork()`` (gunicorn workers, ``--preload`` included; multiprocessing's
 ``fork`` start method) inherits its parent's configured tracing. The batch processor
-restarts its export thread by itself (see ``_processor``); this module does the rest, from
-an ``os.register_at_fork`` hook that runs in the child right after the fork, while it has a
+restarts its export thread by itself (see ``_processor``) and the OTLP exporter opens
+connections of its own (see ``exporters/_otlp.py``); this module does the rest, from an
+``os.register_at_fork`` hook that runs in the child right after the fork, while it has a
 single thread:
 
 * the resource says who emitted the spans: ``process.pid`` becomes the child's, and
   ``service.instance.id`` a new one, each time only when tracekit chose the value (values
   given in ``OTEL_RESOURCE_ATTRIBUTES`` are kept). The resource object is shared by the
   provider, its tracers and their spans, so it is updated in place;
-* each OTLP exporter builds a new connection on first use: the parent's (an HTTP
-  keep-alive socket, a gRPC channel) must not be shared by two processes;
 * a multiprocessing child ends with ``os._exit()``, which skips ``atexit``: its queued
   spans are flushed by a multiprocessing finalizer instead, as the child exits.
 """
@@ -21,13 +20,12 @@ from __future__ import annotations
 import os
 import sys
 import uuid
+import weakref
 from typing import Any
 
 from tracekit import _state
 
 __all__ = ["watch"]
-
-_GENERATED = ("process.pid", "service.instance.id")
 
 _watching = False
 
@@ -40,13 +38,34 @@ _TOKEN = _Token()
 _registered_with_multiprocessing = False
 
 
-def watch() -> None:
-    """Install the fork hooks, once per process (no-op where ``fork`` does not exist)."""
+def watch(provider: Any) -> None:
+    """Install the fork hooks for ``provider`` (no-op where ``fork`` does not exist).
+
+    Registered after the provider's own (the SDK's fork hook merges its default resource,
+    with a service.instance.id of its own, over the provider's), so this one runs after it.
+    """
     global _watching
-    if _watching or not hasattr(os, "register_at_fork"):
+    if not hasattr(os, "register_at_fork"):
         return
-    _watching = True
-    os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
+    if not _watching:
+        _watching = True
+        os.register_at_fork(before=_before_fork)
+    ref = weakref.ref(provider)
+
+    def after_fork_in_child() -> None:
+        tracing = _state.current
+        current = ref()
+        if current is None or tracing is None or tracing.provider is not current:
+            return
+        resource: Any = getattr(current, "resource", None)
+        try:
+            _refresh_resource(resource, tracing.settings.resource_attributes)
+        except Exception as exc:  # never stop a fork over tracing
+            from tracekit._safety import report
+
+            report("fork", exc)
+
+    os.register_at_fork(after_in_child=after_fork_in_child)
 
 
 def _before_fork() -> None:
@@ -58,38 +77,13 @@ def _before_fork() -> None:
     util.register_after_fork(_TOKEN, _in_multiprocessing_child)
 
 
-def _after_fork_in_child() -> None:
-    tracing = _state.current
-    if tracing is None or tracing.provider is None or not tracing.enabled:
-        return
-    try:
-        _refresh_resource(tracing.provider.resource, tracing.settings.resource_attributes)
-        _replace_otlp_exporters(tracing)
-    except Exception as exc:  # never stop a fork over tracing
-        from tracekit._safety import report
-
-        report("fork", exc)
-
-
 def _refresh_resource(resource: Any, given: Any) -> None:
     from opentelemetry.sdk.resources import Resource
 
     attributes = dict(resource.attributes)
-    if "process.pid" not in given:
-        attributes["process.pid"] = os.getpid()
-    if "service.instance.id" not in given:
-        attributes["service.instance.id"] = str(uuid.uuid4())
+    attributes["process.pid"] = given.get("process.pid", os.getpid())
+    attributes["service.instance.id"] = given.get("service.instance.id", str(uuid.uuid4()))
     resource._attributes = Resource(attributes, resource.schema_url)._attributes
-
-
-def _replace_otlp_exporters(tracing: Any) -> None:
-    from tracekit._configure import _processors
-    from tracekit.exporters._otlp import OTLPSpanExporter
-
-    for processor in _processors(tracing.provider):
-        exporter = getattr(processor, "exporter", None)
-        if isinstance(exporter, OTLPSpanExporter):
-            exporter.forget_connections()
 
 
 def _in_multiprocessing_child(_: object) -> None:

@@ -161,5 +161,5 @@ def build_provider(settings: Settings, sources: Mapping[str, str]) -> TracerProv
                 export_timeout=settings.bsp_export_timeout,
             )
         )
-    _fork.watch()  # a forked child gets its own process.pid and exporter connections
+    _fork.watch(provider)  # a forked child gets its own process.pid and service.instance.id
     return provider

@@ -8,7 +8,9 @@ never exports a span never pays for them.
 
 from __future__ import annotations
 
+import os
 import threading
+import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -47,22 +49,53 @@ def traces_endpoint(settings: Settings, sources: dict[str, str] | None = None) -
     return base.rstrip("/") + "/v1/traces"
 
 
+#: The longest ``fork()`` waits for an exporter's first export to finish.
+FORK_WAIT = 5.0
+
+
 class OTLPSpanExporter(SpanExporter):
     """tracekit's OTLP exporter: the OpenTelemetry one, built when it first has spans to send.
 
     ``build()`` makes the real exporter; it runs on the export thread, so the application's
-    start-up and its request path never wait for the imports it brings. After ``fork()``
-    the child calls :meth:`forget_connections` and builds its own on first use.
+    start-up and its request path never wait for the imports it brings.
+
+    Fork safety: ``fork()`` waits (up to :data:`FORK_WAIT` seconds) for the first export in
+    progress, which builds the exporter and sends the first request: both import modules on
+    the export thread (requests imports ``netrc`` on its first request), and a child forked
+    meanwhile would inherit a module lock held by a thread it does not have, and hang on its
+    own first export. A forked child builds an exporter of its own on first use: the
+    parent's holds connections (an HTTP keep-alive socket, a gRPC channel) that two processes
+    must not share. The parent's is kept, unused, so that nothing in the child closes what
+    the parent still uses.
     """
 
     def __init__(self, build: Callable[[], SpanExporter], protocol: str, endpoint: str) -> None:
         self._build = build
         self._lock = threading.Lock()
+        self._first_export = threading.Lock()
+        self._first_export_done = False
+        self._waited_for_first_export = False
         self._exporter: SpanExporter | None = None
         self._is_shut_down = False
         self._abandoned: list[SpanExporter] = []
         # As the SDK's exporter names it in its log lines (gRPC: host:port).
         self._endpoint = urlsplit(endpoint).netloc or endpoint if protocol == "grpc" else endpoint
+        if hasattr(os, "register_at_fork"):
+            ref = weakref.ref(self)
+
+            def call(method: Callable[[OTLPSpanExporter], None]) -> Callable[[], None]:
+                def hook() -> None:
+                    exporter = ref()
+                    if exporter is not None:
+                        method(exporter)
+
+                return hook
+
+            os.register_at_fork(
+                before=call(OTLPSpanExporter._before_fork),
+                after_in_parent=call(OTLPSpanExporter._after_fork_in_parent),
+                after_in_child=call(OTLPSpanExporter._after_fork_in_child),
+            )
 
     @property
     def exporter(self) -> SpanExporter:
@@ -75,7 +108,13 @@ class OTLPSpanExporter(SpanExporter):
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._is_shut_down:
             return SpanExportResult.FAILURE
-        return self.exporter.export(spans)
+        if self._first_export_done:
+            return self.exporter.export(spans)
+        with self._first_export:
+            try:
+                return self.exporter.export(spans)
+            finally:
+                self._first_export_done = True
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True if self._exporter is None else self._exporter.force_flush(timeout_millis)
@@ -87,14 +126,22 @@ class OTLPSpanExporter(SpanExporter):
         if exporter is not None:
             exporter.shutdown()
 
-    def forget_connections(self) -> None:
-        """In a forked child: build a new exporter on next use, never reuse the parent's.
+    def _before_fork(self) -> None:
+        if not self._first_export_done:
+            self._waited_for_first_export = self._first_export.acquire(timeout=FORK_WAIT)
+        self._lock.acquire()
 
-        The parent's holds connections (an HTTP keep-alive socket, a gRPC channel) that two
-        processes must not share; it is kept, unused, so that nothing in the child closes
-        what the parent still uses.
-        """
+    def _after_fork_in_parent(self) -> None:
+        self._lock.release()
+        if self._waited_for_first_export:
+            self._waited_for_first_export = False
+            self._first_export.release()
+
+    def _after_fork_in_child(self) -> None:
         self._lock = threading.Lock()
+        self._first_export = threading.Lock()
+        self._first_export_done = False
+        self._waited_for_first_export = False
         if self._exporter is not None:
             self._abandoned.append(self._exporter)
             self._exporter = None
