@@ -145,10 +145,11 @@ def _begin(config: ServerConfig, integration: str, scope: Scope) -> ServerReques
 
 
 async def _serve(request: ServerRequest, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
-    async def traced_send(message: Message) -> None:
+    def traced_send(message: Message) -> Awaitable[None]:
+        # A plain function handing back send's awaitable: no coroutine of its own per message.
         if message["type"] in _STARTS:
             message = _response(request, message)
-        await send(message)
+        return send(message)
 
     token = _attach(request.context)
     try:

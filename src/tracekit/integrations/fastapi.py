@@ -16,7 +16,7 @@ from typing import Any
 
 from tracekit._http_server import KEY
 from tracekit._patch import Patches
-from tracekit._safety import guard
+from tracekit._safety import report
 from tracekit.integrations.asgi import traced
 
 __all__ = ["patch", "patches", "unpatch"]
@@ -34,7 +34,7 @@ def _selected(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[s
     scope = kwargs.get("scope")
     request = scope.get(KEY) if scope is not None else None
     if request is not None:
-        with guard("fastapi"):
+        try:
             path = kwargs.get("path")
             if isinstance(path, str):
                 if kwargs.get("mount"):
@@ -45,6 +45,8 @@ def _selected(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[s
                 else:
                     request.route = request.prefix + path
                 request.pending = True
+        except Exception as exc:
+            report("fastapi", exc)
     return wrapped(*args, **kwargs)
 
 

@@ -14,7 +14,7 @@ from typing import Any
 
 from tracekit._http_server import KEY
 from tracekit._patch import Patches
-from tracekit._safety import guard
+from tracekit._safety import report
 from tracekit.integrations.asgi import traced
 
 __all__ = ["patch", "patches", "unpatch"]
@@ -36,18 +36,20 @@ def _scope(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 def _route(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     request = _scope(args, kwargs).get(KEY)
     if request is not None:
-        with guard("starlette"):
+        try:
             if request.pending:  # FastAPI's router reported this route, with its prefixes
                 request.pending = False
             else:
                 request.route = request.prefix + instance.path_format
+        except Exception as exc:
+            report("starlette", exc)
     return wrapped(*args, **kwargs)
 
 
 def _mount(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     request = _scope(args, kwargs).get(KEY)
     if request is not None:
-        with guard("starlette"):
+        try:
             if request.pending:
                 request.pending = False
             else:
@@ -56,6 +58,8 @@ def _mount(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str,
                     path_format = path_format[: -len(_MOUNT_SUFFIX)]
                 request.prefix += path_format
                 request.route = request.prefix + _MOUNT_SUFFIX
+        except Exception as exc:
+            report("starlette", exc)
     return wrapped(*args, **kwargs)
 
 
