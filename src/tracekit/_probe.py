@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from tracekit._inspect import captured_warnings
 from tracekit._settings import Loaded
 from tracekit._version import __version__
+from tracekit.exporters._otlp import find_cause
 
 __all__ = ["Probe", "probe"]
 
@@ -67,27 +68,12 @@ _GRPC_OUTCOMES = {
 }
 
 
-def _cause(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
-    """The first exception of ``kind`` among ``exc``, its causes, contexts and arguments."""
-    seen: set[int] = set()
-    pending: list[object] = [exc]
-    while pending:
-        item = pending.pop(0)
-        if not isinstance(item, BaseException) or id(item) in seen:
-            continue
-        seen.add(id(item))
-        if isinstance(item, kind):
-            return item
-        pending.extend((item.__cause__, item.__context__, getattr(item, "reason", None), *item.args))
-    return None
-
-
 def _classify_exception(exc: BaseException, url: str, certificate: str | None, timeout: float) -> Probe:
     import requests
 
     where = urlsplit(url).netloc or url
     probe = Probe(False, url, "http/protobuf", "failed", f"{type(exc).__name__}: {exc}")
-    verify = _cause(exc, ssl.SSLCertVerificationError)
+    verify = find_cause(exc, ssl.SSLCertVerificationError)
     if isinstance(verify, ssl.SSLCertVerificationError):
         probe.outcome = "TLS verification failed"
         probe.detail = f"the collector's certificate was rejected: {verify.verify_message}"
@@ -97,27 +83,27 @@ def _classify_exception(exc: BaseException, url: str, certificate: str | None, t
             else "it was checked against the system CAs; set OTEL_EXPORTER_OTLP_CERTIFICATE to the "
             "collector's CA bundle (PEM)"
         )
-    elif _cause(exc, ssl.SSLError) is not None:
+    elif find_cause(exc, ssl.SSLError) is not None:
         probe.outcome = "TLS handshake failed"
-        probe.detail = str(_cause(exc, ssl.SSLError))
+        probe.detail = str(find_cause(exc, ssl.SSLError))
         probe.fix = (
             "if the collector requires a client certificate, set OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE "
             "and OTEL_EXPORTER_OTLP_CLIENT_KEY; if it speaks plain http, use an http:// endpoint"
         )
-    elif isinstance(exc, requests.exceptions.Timeout) or _cause(exc, TimeoutError) is not None:
+    elif isinstance(exc, requests.exceptions.Timeout) or find_cause(exc, TimeoutError) is not None:
         probe.outcome = "timeout"
         probe.detail = f"no answer from {where} within {timeout:g} s"
         probe.fix = (
             "check that the collector is up and reachable from here (network policies, firewalls); "
             "OTEL_EXPORTER_OTLP_TIMEOUT sets the limit, in milliseconds"
         )
-    elif _cause(exc, ConnectionRefusedError) is not None:
+    elif find_cause(exc, ConnectionRefusedError) is not None:
         probe.outcome = "connection refused"
         probe.detail = f"nothing listens at {where}"
         probe.fix = "start the collector, or correct the host and port of the endpoint"
-    elif _cause(exc, socket.gaierror) is not None:
+    elif find_cause(exc, socket.gaierror) is not None:
         probe.outcome = "host not found"
-        probe.detail = f"{urlsplit(url).hostname} does not resolve: {_cause(exc, socket.gaierror)}"
+        probe.detail = f"{urlsplit(url).hostname} does not resolve: {find_cause(exc, socket.gaierror)}"
         probe.fix = "correct the host name; in Kubernetes, use <service>.<namespace> of the collector"
     elif isinstance(exc, requests.exceptions.ConnectionError):
         probe.outcome = "connection failed"

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from opentelemetry.sdk.trace import ReadableSpan
 
-__all__ = ["OTLPSpanExporter", "make_otlp_exporter", "traces_endpoint"]
+__all__ = ["OTLPSpanExporter", "find_cause", "make_otlp_exporter", "traces_endpoint"]
 
 _DEFAULT_HTTP = "http://localhost:4318"
 _DEFAULT_GRPC = "http://localhost:4317"
@@ -242,6 +242,16 @@ def _ssl_cause(exc: BaseException) -> ssl.SSLError | None:
     """The ssl error under the layers of requests and urllib3 exceptions, if any."""
     import ssl
 
+    cause = find_cause(exc, ssl.SSLError)
+    return cause if isinstance(cause, ssl.SSLError) else None
+
+
+def find_cause(exc: BaseException, kind: type[BaseException]) -> BaseException | None:
+    """The first exception of ``kind`` in ``exc``, its causes, contexts, reasons and arguments.
+
+    requests and urllib3 wrap the error that says what happened (``ssl.SSLError``,
+    ``ConnectionRefusedError``, ``socket.gaierror``) in layers of their own exceptions.
+    """
     seen: set[int] = set()
     pending: list[object] = [exc]
     while pending:
@@ -249,7 +259,7 @@ def _ssl_cause(exc: BaseException) -> ssl.SSLError | None:
         if not isinstance(item, BaseException) or id(item) in seen:
             continue
         seen.add(id(item))
-        if isinstance(item, ssl.SSLError):
+        if isinstance(item, kind):
             return item
         pending.extend((item.__cause__, item.__context__, getattr(item, "reason", None), *item.args))
     return None
