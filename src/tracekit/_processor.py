@@ -90,15 +90,18 @@ class BatchSpanProcessor(SpanProcessor):
         return None
 
     def on_end(self, span: ReadableSpan) -> None:
+        # Runs for every span: no lock on the way in. deque.append and len() are atomic,
+        # so the queue can outgrow its bound by at most one span per thread racing here.
         if self._shutdown or not span.context.trace_flags.sampled:
             return
-        with self._queue_lock:
-            if len(self._queue) >= self._max_queue_size:
+        queue = self._queue
+        if len(queue) >= self._max_queue_size:
+            with self._queue_lock:
                 self._dropped_pending += 1
-                return
-            self._queue.append(span)
-            queued = len(self._queue)
-        if queued >= self._max_export_batch_size:
+            return
+        queue.append(span)
+        if len(queue) >= self._max_export_batch_size and not self._wake.is_set():
+            # Already set: the worker is about to run and takes this span with the rest.
             self._wake.set()
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
