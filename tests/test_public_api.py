@@ -27,7 +27,7 @@ def test_the_facade_exports_exactly_the_public_api() -> None:
         ]
     )
     public = {name for name in vars(tracekit) if not name.startswith("_")}
-    assert public - set(tracekit.__all__) <= {"logs", "testing", "exporters", "integrations"}
+    assert public - set(tracekit.__all__) <= {"logs", "testing", "exporters", "integrations", "kafka"}
 
 
 def test_every_public_name_has_a_docstring() -> None:

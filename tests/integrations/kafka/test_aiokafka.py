@@ -215,6 +215,7 @@ def test_a_delivery_that_fails_marks_the_send_span(broker: Broker, spans: SpanRe
         await sending.start()
         await sending.send_and_wait("late", b"warm-up")
         with unresponsive(own):
+            await asyncio.sleep(0.2)
             future = await sending.send("late", b"lost")
             with pytest.raises(RequestTimedOutError):
                 await future
