@@ -107,3 +107,20 @@ def test_configure_with_console_prints_to_stderr(capsys) -> None:  # type: ignor
         pass
     tracing.force_flush()
     assert _shape(capsys.readouterr().err) == ["checkout INTERNAL UNSET"]
+
+
+def test_children_held_back_print_under_a_late_parent() -> None:
+    out = io.StringIO()
+    tracer, _ = _tracer(out)
+    with tracer.start_as_current_span("send order.created") as send:
+        pass
+    process = tracer.start_span("process order.created", context=trace.set_span_in_context(send))
+    with tracer.start_as_current_span("send_confirmation_email", context=trace.set_span_in_context(process)):
+        pass
+    assert _shape(out.getvalue()) == ["send order.created INTERNAL UNSET"]
+    process.end()
+    assert _shape(out.getvalue()) == [
+        "send order.created INTERNAL UNSET",
+        "  process order.created INTERNAL UNSET",
+        "    send_confirmation_email INTERNAL UNSET",
+    ]

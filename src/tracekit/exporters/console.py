@@ -77,42 +77,48 @@ class ConsoleSpanExporter(SpanExporter):
             for span in spans:
                 trace_id = span.context.trace_id
                 parent = span.parent
-                if parent is not None and parent.span_id in self._depths:
-                    lines.append(self._line(span, self._depths[parent.span_id] + 1))
-                    continue
                 self._pending.setdefault(trace_id, []).append(span)
-                if parent is None or parent.is_remote:
-                    lines.extend(self._take_trace(trace_id))
+                if parent is not None and parent.span_id in self._depths:
+                    lines.extend(self._take(trace_id, span, self._depths[parent.span_id] + 1))
+                elif parent is None or parent.is_remote:
+                    lines.extend(self._take(trace_id))
             while len(self._pending) > _MAX_PENDING_TRACES:
-                lines.extend(self._take_trace(next(iter(self._pending))))
+                lines.extend(self._take(next(iter(self._pending))))
         self._write(lines)
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
         with self._lock:
-            lines = [line for trace_id in list(self._pending) for line in self._take_trace(trace_id)]
+            lines = [line for trace_id in list(self._pending) for line in self._take(trace_id)]
         self._write(lines)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
 
-    def _take_trace(self, trace_id: int) -> list[str]:
-        spans = sorted(self._pending.pop(trace_id, []), key=lambda s: s.start_time or 0)
+    def _take(self, trace_id: int, root: ReadableSpan | None = None, depth: int = 0) -> list[str]:
+        """Lines for ``root`` and its held-back descendants (the whole held trace without a root)."""
+        spans = sorted(self._pending.get(trace_id, []), key=lambda s: s.start_time or 0)
+        held = {s.context.span_id for s in spans}
         children: dict[int, list[ReadableSpan]] = {}
-        by_id = {s.context.span_id for s in spans}
         roots = []
         for span in spans:
-            parent_id = span.parent.span_id if span.parent is not None else None
-            if parent_id in by_id:
-                children.setdefault(parent_id, []).append(span)  # type: ignore[arg-type]
+            if span.parent is not None and span.parent.span_id in held:
+                children.setdefault(span.parent.span_id, []).append(span)
             else:
                 roots.append(span)
         lines: list[str] = []
-        stack = [(span, 0) for span in reversed(roots)]
+        taken: set[int] = set()
+        stack = [(span, depth) for span in reversed([root] if root is not None else roots)]
         while stack:
-            span, depth = stack.pop()
-            lines.append(self._line(span, depth))
-            stack.extend((child, depth + 1) for child in reversed(children.get(span.context.span_id, [])))
+            span, level = stack.pop()
+            taken.add(span.context.span_id)
+            lines.append(self._line(span, level))
+            stack.extend((child, level + 1) for child in reversed(children.get(span.context.span_id, [])))
+        remaining = [span for span in spans if span.context.span_id not in taken]
+        if remaining:
+            self._pending[trace_id] = remaining
+        else:
+            self._pending.pop(trace_id, None)
         return lines
 
     def _line(self, span: ReadableSpan, depth: int) -> str:
