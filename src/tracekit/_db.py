@@ -22,12 +22,11 @@ else is written once, here:
 from __future__ import annotations
 
 import contextlib
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from contextvars import Token
 from typing import Any, NamedTuple
 
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Span, SpanKind
 
 from tracekit import _state
 from tracekit._safety import report
@@ -42,10 +41,6 @@ from tracekit._semconv import (
     DB_RESPONSE_STATUS_CODE,
     DB_STORED_PROCEDURE_NAME,
     DB_SYSTEM_NAME,
-    ERROR_TYPE,
-    EXCEPTION_MESSAGE,
-    EXCEPTION_STACKTRACE,
-    EXCEPTION_TYPE,
     OLD_DB_NAME,
     OLD_DB_OPERATION,
     OLD_DB_SQL_TABLE,
@@ -57,6 +52,7 @@ from tracekit._semconv import (
     SERVER_PORT,
     qualified_name,
 )
+from tracekit._spans import record_exception
 from tracekit._sql import Analysis, analyze, dialect_of
 from tracekit._suppression import DB_CLIENT, instrumentation_suppressed
 
@@ -374,23 +370,10 @@ class Call:
         span = self.span
         try:
             if span.is_recording():
-                attributes: dict[str, Any] = {ERROR_TYPE: _reported_type(exc)}
                 code = self.database.status_code(exc)
-                if code is not None:
-                    attributes[DB_RESPONSE_STATUS_CODE] = code
-                span.set_attributes(attributes)
-                raised = qualified_name(type(exc))
-                span.add_event(
-                    "exception",
-                    {
-                        EXCEPTION_TYPE: raised,
-                        EXCEPTION_MESSAGE: str(exc),
-                        EXCEPTION_STACKTRACE: "".join(
-                            traceback.format_exception(type(exc), exc, exc.__traceback__)
-                        ),
-                    },
+                record_exception(
+                    span, exc, _reported_type(exc), None if code is None else {DB_RESPONSE_STATUS_CODE: code}
                 )
-                span.set_status(Status(StatusCode.ERROR, str(exc) or raised))
         except Exception as internal:
             report(self.database.integration, internal)
         span.end()

@@ -33,26 +33,19 @@ from __future__ import annotations
 import functools
 import inspect
 import re
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanKind
 from opentelemetry.util.types import Attributes, AttributeValue
 
 from tracekit import _state
 from tracekit._logging import logger
 from tracekit._safety import report
-from tracekit._semconv import (
-    ERROR_TYPE,
-    EXCEPTION_MESSAGE,
-    EXCEPTION_STACKTRACE,
-    EXCEPTION_TYPE,
-    qualified_name,
-)
+from tracekit._spans import record_exception
 
 if TYPE_CHECKING:
     from contextvars import Token
@@ -158,7 +151,7 @@ def _end(
     try:
         if exc is not None:
             if isinstance(exc, Exception) and not isinstance(exc, (StopIteration, StopAsyncIteration)):
-                _record_error(span, exc)
+                record_exception(span, exc)
         elif spec.record_result and span.is_recording():
             span.set_attribute("tracekit.result", _attribute_value(result, _length_limit()))
     except Exception as error:
@@ -194,31 +187,6 @@ def _child_is_dropped(tracer: trace.Tracer, parent: Span) -> bool:
     if cached[1]:
         _dropped = (parent, tracer)
     return cached[1]
-
-
-def _record_error(span: Span, exc: BaseException) -> None:
-    """An ``exception`` event, ``error.type`` and an ERROR status described by the message."""
-    if not span.is_recording():
-        return  # formatting the traceback would be wasted
-    error_type = qualified_name(type(exc))
-    message = _safe_str(exc)
-    span.add_event(
-        "exception",
-        {
-            EXCEPTION_TYPE: error_type,
-            EXCEPTION_MESSAGE: message,
-            EXCEPTION_STACKTRACE: "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
-        },
-    )
-    span.set_attribute(ERROR_TYPE, error_type)
-    span.set_status(Status(StatusCode.ERROR, message or error_type))
-
-
-def _safe_str(value: object) -> str:
-    try:
-        return str(value)
-    except Exception:
-        return f"<{type(value).__qualname__} (str() failed)>"
 
 
 # --------------------------------------------------------------------------- recorded values

@@ -50,10 +50,10 @@ from tracekit._semconv import (
     SERVER_ADDRESS,
     SERVER_PORT,
     URL_FULL,
-    exception_event,
     http_method,
     qualified_name,
 )
+from tracekit._spans import record_exception
 from tracekit._suppression import HTTP_CLIENT, http_suppressed
 
 __all__ = [
@@ -334,11 +334,7 @@ class Call:
         if span is None:
             return
         try:
-            if span.is_recording():
-                error_type = qualified_name(type(exc))
-                span.set_attribute(ERROR_TYPE, error_type)
-                span.add_event("exception", exception_event(exc))
-                span.set_status(Status(StatusCode.ERROR, str(exc) or error_type))
+            record_exception(span, exc, qualified_name(type(exc)))
         except Exception as internal:
             report(self.client.integration, internal)
         span.end()

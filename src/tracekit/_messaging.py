@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextvars import ContextVar, Token
 from dataclasses import dataclass
@@ -47,9 +46,6 @@ from tracekit import _state
 from tracekit._safety import report
 from tracekit._semconv import (
     ERROR_TYPE,
-    EXCEPTION_MESSAGE,
-    EXCEPTION_STACKTRACE,
-    EXCEPTION_TYPE,
     MESSAGING_BATCH_MESSAGE_COUNT,
     MESSAGING_CLIENT_ID,
     MESSAGING_CONSUMER_GROUP_NAME,
@@ -71,6 +67,7 @@ from tracekit._semconv import (
     SERVER_PORT,
     qualified_name,
 )
+from tracekit._spans import record_exception
 from tracekit._suppression import Layer, instrumentation_suppressed
 
 __all__ = [
@@ -290,20 +287,11 @@ class Consumer:
 
 
 def _record_error(span: trace.Span, error_type: str, exc: BaseException | None, message: str = "") -> None:
-    if not span.is_recording():
-        return
-    span.set_attribute(ERROR_TYPE, error_type)
     if exc is not None:
-        span.add_event(
-            "exception",
-            {
-                EXCEPTION_TYPE: qualified_name(type(exc)),
-                EXCEPTION_MESSAGE: str(exc),
-                EXCEPTION_STACKTRACE: "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
-            },
-        )
-        message = str(exc)
-    span.set_status(Status(StatusCode.ERROR, message or error_type))
+        record_exception(span, exc, error_type)
+    elif span.is_recording():
+        span.set_attribute(ERROR_TYPE, error_type)
+        span.set_status(Status(StatusCode.ERROR, message or error_type))
 
 
 def _client_attributes(attributes: Attributes, client: Client, dup: bool) -> None:
