@@ -20,7 +20,7 @@ PRELUDE = textwrap.dedent(
     import importlib, sys
     import tracekit
     from tracekit import _registry, _state
-    from tracekit._patch import TracekitWrapper, is_patch, original_of
+    from tracekit._patch import is_patch, original_of
 
     NAME = sys.argv[1]
     INTEGRATION = _registry.BY_NAME[NAME]
@@ -61,7 +61,7 @@ PRELUDE = textwrap.dedent(
             for value in list(vars(module).values()):
                 if issubclass(type(value), type):  # not isinstance(): lazy proxies stay unevaluated
                     for attribute, member in list(vars(value).items()):
-                        assert not isinstance(member, TracekitWrapper), (value, attribute)
+                        assert not is_patch(member), (value, attribute)
     """
 )
 

@@ -1,4 +1,4 @@
-"""Declared patches, applied and reverted with wrapt.
+"""Declared patches, applied and reverted.
 
 An integration module declares what it wraps as data::
 
@@ -7,11 +7,18 @@ An integration module declares what it wraps as data::
     })
     patch, unpatch = patches.apply, patches.revert
 
-``apply(module)`` wraps each target with a :class:`wrapt.FunctionWrapper` and records the
-exact originals in a marker attribute on the module: the marker makes a second ``apply``
-a no-op, and ``revert(module)`` puts every original back (or removes the attribute when
-the target was inherited) and deletes the marker. Because the marker lives on the module
-object, a re-imported module starts unpatched, as it should.
+A wrapper has wrapt's signature, ``wrapper(wrapped, instance, args, kwargs)``.
+``apply(module)`` wraps each target with a :class:`wrapt.FunctionWrapper` (wrapt is
+imported then, not before) and records the exact originals in a marker attribute on the
+module: the marker makes a second ``apply`` a no-op, and ``revert(module)`` puts every
+original back (or removes the attribute when the target was inherited) and deletes the
+marker. Because the marker lives on the module object, a re-imported module starts
+unpatched, as it should.
+
+A target declared with :class:`Plain` is wrapped by a plain Python function instead of
+wrapt, for the standard library modules every process imports (``threading``): tracekit's
+start-up then does not pay for importing wrapt. Everything else (marker, revert, the
+checks below) is the same for both kinds of wrapper.
 
 A target declared with :class:`Replace` instead of a wrapper function is rebound to a
 replacement made from the original (a subclass of a C extension type whose methods cannot
@@ -23,23 +30,53 @@ without it (a hook that only some versions of a library offer).
 
 from __future__ import annotations
 
+import functools
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from types import ModuleType
-from typing import Any
+from types import FunctionType, MethodType, ModuleType
+from typing import TYPE_CHECKING, Any
 
-import wrapt
-
+from tracekit._importhook import when_imported
 from tracekit._logging import logger
 
-__all__ = ["Patches", "Replace", "TracekitWrapper", "Wrapper", "is_patch", "original_of", "when_imported"]
+if TYPE_CHECKING:
+    from tracekit._wrapt import TracekitWrapper
+
+__all__ = [
+    "Patches",
+    "Plain",
+    "Replace",
+    "TracekitWrapper",
+    "Wrapper",
+    "is_patch",
+    "original_of",
+    "when_imported",
+]
 
 #: The wrapt wrapper signature: ``wrapper(wrapped, instance, args, kwargs)``.
 Wrapper = Callable[[Any, Any, tuple[Any, ...], dict[str, Any]], Any]
 
 
-class TracekitWrapper(wrapt.FunctionWrapper):  # type: ignore[type-arg]
-    """The type of every wrapper tracekit installs, so tests can find any left behind."""
+def __getattr__(name: str) -> Any:
+    if name == "TracekitWrapper":  # imports wrapt: only when asked for
+        from tracekit._wrapt import TracekitWrapper
+
+        return TracekitWrapper
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class Plain:
+    """A declared target wrapped by a plain Python function rather than by wrapt.
+
+    ``wrapper`` has the same signature; ``instance`` is bound as wrapt binds it. Only for
+    a function of a module or of a Python class (the standard library's ``threading``).
+    """
+
+    __slots__ = ("wrapper",)
+
+    def __init__(self, wrapper: Wrapper) -> None:
+        self.wrapper = wrapper
 
 
 class Replace:
@@ -59,16 +96,43 @@ class Replace:
 _ORIGINAL = "__tracekit_original__"
 
 
+def _is_wrapt_patch(value: Any) -> bool:
+    made = sys.modules.get("tracekit._wrapt")  # none made before it was imported
+    return made is not None and isinstance(value, made.TracekitWrapper)
+
+
 def is_patch(value: Any) -> bool:
-    """Whether ``value`` is something tracekit installed (a wrapper or a replacement)."""
-    return isinstance(value, TracekitWrapper) or _ORIGINAL in getattr(value, "__dict__", {})
+    """Whether ``value`` is something tracekit installed (either kind of wrapper, or a replacement)."""
+    return _is_wrapt_patch(value) or _ORIGINAL in getattr(value, "__dict__", {})
 
 
 def original_of(value: Any) -> Any:
     """What the wrapper or replacement ``value`` stands in for."""
-    if isinstance(value, TracekitWrapper):
+    if _is_wrapt_patch(value):
         return value.__wrapped__
     return vars(value)[_ORIGINAL]
+
+
+def _plain(parent: Any, original: Any, wrapper: Wrapper) -> Any:
+    """``original`` wrapped by a function calling ``wrapper(wrapped, instance, args, kwargs)``."""
+    if isinstance(parent, ModuleType):
+
+        def function(*args: Any, **kwargs: Any) -> Any:
+            return wrapper(original, None, args, kwargs)
+
+        patched: Any = function
+    elif isinstance(parent, type) and isinstance(original, FunctionType):
+        # A function in a class binds like the original: ``instance`` is the object, and
+        # ``wrapped`` the original bound to it, whether called on the object or the class.
+        def method(self: Any, /, *args: Any, **kwargs: Any) -> Any:
+            return wrapper(MethodType(original, self), self, args, kwargs)
+
+        patched = method
+    else:
+        raise TypeError(f"Plain wraps functions of modules and Python classes, not {original!r}")
+    functools.update_wrapper(patched, original)
+    setattr(patched, _ORIGINAL, original)
+    return patched
 
 
 @dataclass(frozen=True)
@@ -103,7 +167,7 @@ class Patches:
     """The wrappers of one integration, per trigger module, with apply and revert."""
 
     def __init__(
-        self, integration: str, declared: Mapping[str, Sequence[tuple[str, Wrapper | Replace]]]
+        self, integration: str, declared: Mapping[str, Sequence[tuple[str, Wrapper | Plain | Replace]]]
     ) -> None:
         self.integration = integration
         self.declared = {module: tuple(items) for module, items in declared.items()}
@@ -136,7 +200,11 @@ class Patches:
                 if isinstance(wrapper, Replace):
                     replacement = wrapper.make(original)
                     setattr(replacement, _ORIGINAL, original)
+                elif isinstance(wrapper, Plain):
+                    replacement = _plain(parent, original, wrapper.wrapper)
                 else:
+                    from tracekit._wrapt import TracekitWrapper
+
                     replacement = TracekitWrapper(original, wrapper)
                 setattr(parent, attribute, replacement)
                 applied.append(_Applied(parent, attribute, own, original, replacement))
@@ -170,12 +238,3 @@ def _restore(applied: Sequence[_Applied]) -> None:
             setattr(item.parent, item.attribute, item.original)
         else:
             delattr(item.parent, item.attribute)
-
-
-def when_imported(module_name: str, hook: Callable[[ModuleType], None]) -> None:
-    """Call ``hook(module)`` now if ``module_name`` is imported, else right after its import.
-
-    wrapt's post-import hooks fire once; the caller keeps track of pending registrations.
-    Nothing is imported here.
-    """
-    wrapt.register_post_import_hook(hook, module_name)

@@ -20,8 +20,8 @@ from typing import Any
 
 from tracekit import _state
 from tracekit._errors import ConfigError
+from tracekit._importhook import when_imported
 from tracekit._logging import logger
-from tracekit._patch import when_imported
 from tracekit._safety import guard
 
 __all__ = ["INTEGRATIONS", "Integration", "instrument", "plan", "status", "uninstrument"]

@@ -4,6 +4,9 @@
 attaches it before ``run()`` (whatever subclass overrides ``run``);
 ``ThreadPoolExecutor.submit`` does the same for each submitted call. Spans made there
 keep their parent. asyncio tasks need nothing: they copy ``contextvars`` themselves.
+
+Every process imports ``threading``, so this integration is applied at start-up: its
+wrappers are plain functions (:class:`~tracekit._patch.Plain`), which do not import wrapt.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Any
 
 from opentelemetry import context
 
-from tracekit._patch import Patches
+from tracekit._patch import Patches, Plain
 
 __all__ = ["patch", "patches", "unpatch"]
 
@@ -55,8 +58,8 @@ def _submit(wrapped: Any, executor: Any, args: tuple[Any, ...], kwargs: dict[str
 patches = Patches(
     "threading",
     {
-        "threading": [("Thread.start", _start), ("Thread._bootstrap_inner", _bootstrap_inner)],
-        "concurrent.futures.thread": [("ThreadPoolExecutor.submit", _submit)],
+        "threading": [("Thread.start", Plain(_start)), ("Thread._bootstrap_inner", Plain(_bootstrap_inner))],
+        "concurrent.futures.thread": [("ThreadPoolExecutor.submit", Plain(_submit))],
     },
 )
 patch = patches.apply
