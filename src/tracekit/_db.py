@@ -26,6 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from contextvars import Token
 from typing import Any, NamedTuple
 
+from opentelemetry import context as otel_context
 from opentelemetry.trace import Span, SpanKind
 
 from tracekit import _state
@@ -54,7 +55,7 @@ from tracekit._semconv import (
 )
 from tracekit._spans import record_exception
 from tracekit._sql import Analysis, analyze, dialect_of
-from tracekit._suppression import DB_CLIENT, instrumentation_suppressed
+from tracekit._suppression import DB_CLIENT, SUPPRESS_INSTRUMENTATION_KEY
 
 __all__ = [
     "Call",
@@ -105,6 +106,8 @@ class Request(NamedTuple):
 Describe = Callable[[Any, Args, Kwargs], Request | None]
 
 _ENDPOINT = "_tracekit_endpoint"
+_get_current = otel_context.get_current
+_CLIENT = SpanKind.CLIENT
 _SPAN_CACHE_SIZE = 1024
 
 
@@ -207,7 +210,10 @@ class Database:
     def begin(self, describe: Describe, instance: Any, args: Args, kwargs: Kwargs) -> Call | None:
         """Start the span of one call: ``None`` means "call the library unchanged"."""
         current = _state.current
-        if current is None or DB_CLIENT.active() or instrumentation_suppressed():
+        if current is None or DB_CLIENT.active():
+            return None
+        context = _get_current()
+        if context.get(SUPPRESS_INSTRUMENTATION_KEY):
             return None
         span = None
         try:
@@ -222,8 +228,8 @@ class Database:
             if (
                 type(statement) is str  # exactly str: the key must hash and compare cheaply
                 and request.analysis is None
-                and request.parameters is None
                 and request.raw is None
+                and (request.parameters is None or not config.parameters)
             ):
                 key = (request.endpoint, statement, request.batch, request.procedure)
                 found = config.spans.get(key)
@@ -236,7 +242,8 @@ class Database:
                         config.spans.clear()
                     config.spans[key] = found
             name, attributes, statement = found
-            span = _state.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
+            # The context read above is the parent: the SDK need not look it up twice more.
+            span = _state.tracer.start_span(name, context, _CLIENT, attributes)
             if config.propagate is not None and isinstance(statement, str) and request.where is not None:
                 args, kwargs = _with_comment(config.propagate(span), statement, request.where, args, kwargs)
             return Call(self, span, DB_CLIENT.enter(), args, kwargs)
@@ -356,8 +363,10 @@ class Call:
         self.kwargs = kwargs
 
     def _leave(self) -> None:
-        with contextlib.suppress(ValueError):  # reset from another context: nothing to undo there
+        try:  # noqa: SIM105 - contextlib.suppress costs an object per call
             DB_CLIENT.exit(self.token)
+        except ValueError:  # reset from another context: nothing to undo there
+            pass
 
     def ok(self) -> None:
         """The call returned: end the span."""

@@ -26,6 +26,7 @@ from collections.abc import Callable, Iterable
 from contextvars import ContextVar, Token
 from typing import Any
 
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -54,7 +55,11 @@ from tracekit._semconv import (
     qualified_name,
 )
 from tracekit._spans import record_exception
-from tracekit._suppression import HTTP_CLIENT, http_suppressed
+from tracekit._suppression import (
+    HTTP_CLIENT,
+    SUPPRESS_HTTP_INSTRUMENTATION_KEY,
+    SUPPRESS_INSTRUMENTATION_KEY,
+)
 
 __all__ = [
     "Call",
@@ -159,6 +164,10 @@ class _Config:
         self.dup = "http/dup" in settings.semconv_opt_in
 
 
+_get_current = otel_context.get_current
+_set_span_in_context = trace.set_span_in_context
+_CLIENT = SpanKind.CLIENT
+
 _attempts: ContextVar[list[int] | None] = ContextVar("tracekit.http.attempts", default=None)
 
 
@@ -204,7 +213,10 @@ class HttpClient:
     def start(self, instance: Any, args: Args, kwargs: Kwargs) -> Call | None:
         """Begin a request: ``None`` means "call the library unchanged", else use ``call.args``."""
         current = _state.current
-        if current is None or HTTP_CLIENT.active() or http_suppressed():
+        if current is None or HTTP_CLIENT.active():
+            return None
+        context = _get_current()
+        if context.get(SUPPRESS_INSTRUMENTATION_KEY) or context.get(SUPPRESS_HTTP_INSTRUMENTATION_KEY):
             return None
         span = None
         token = None
@@ -251,8 +263,9 @@ class HttpClient:
                             config.sanitize,
                         )
                     )
-                span = _state.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes)
-                config.inject(carrier, context=trace.set_span_in_context(span))
+                # The context read above is the parent: the SDK need not look it up again.
+                span = _state.tracer.start_span(name, context, _CLIENT, attributes)
+                config.inject(carrier, _set_span_in_context(span, context))
             if carrier:
                 args, kwargs = self.inject(instance, args, kwargs, carrier)
             token = HTTP_CLIENT.enter()

@@ -17,12 +17,25 @@ from contextvars import ContextVar, Token
 
 from opentelemetry import context as otel_context
 
-__all__ = ["DB_CLIENT", "HTTP_CLIENT", "Layer", "http_suppressed", "instrumentation_suppressed"]
+__all__ = [
+    "DB_CLIENT",
+    "HTTP_CLIENT",
+    "SUPPRESS_HTTP_INSTRUMENTATION_KEY",
+    "SUPPRESS_INSTRUMENTATION_KEY",
+    "Layer",
+    "http_suppressed",
+    "instrumentation_suppressed",
+]
 
-_SUPPRESS: str = getattr(otel_context, "_SUPPRESS_INSTRUMENTATION_KEY", "suppress_instrumentation")
-_SUPPRESS_HTTP: str = getattr(
+#: The context keys themselves, for hot paths that already hold the current context.
+SUPPRESS_INSTRUMENTATION_KEY: str = getattr(
+    otel_context, "_SUPPRESS_INSTRUMENTATION_KEY", "suppress_instrumentation"
+)
+SUPPRESS_HTTP_INSTRUMENTATION_KEY: str = getattr(
     otel_context, "_SUPPRESS_HTTP_INSTRUMENTATION_KEY", "suppress_http_instrumentation"
 )
+_SUPPRESS = SUPPRESS_INSTRUMENTATION_KEY
+_SUPPRESS_HTTP = SUPPRESS_HTTP_INSTRUMENTATION_KEY
 _get_value = otel_context.get_value
 
 
