@@ -144,10 +144,31 @@ def running_broker(name: str) -> Iterator[Broker]:
 def unresponsive(broker: Broker) -> Iterator[None]:
     """The broker process is stopped (SIGSTOP) inside the block: requests to it time out."""
     os.kill(broker.pid, signal.SIGSTOP)
+    _wait_until_stopped(broker.pid)
     try:
         yield
     finally:
         os.kill(broker.pid, signal.SIGCONT)
+
+
+def _wait_until_stopped(pid: int, timeout: float = 5.0) -> None:
+    """Return once every thread of ``pid`` is stopped (Linux ``/proc``; elsewhere, a short pause)."""
+    task_dir = f"/proc/{pid}/task"
+    if not os.path.isdir(task_dir):
+        time.sleep(0.2)
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        states = []
+        for task in os.listdir(task_dir):
+            try:
+                with open(f"{task_dir}/{task}/stat", encoding="ascii", errors="replace") as stat:
+                    states.append(stat.read().rpartition(")")[2].split()[0])
+            except OSError:
+                continue
+        if states and all(state in ("T", "t") for state in states):
+            return
+        time.sleep(0.005)
 
 
 def _tail(path: str) -> str:
