@@ -104,9 +104,15 @@ class Request(NamedTuple):
 
 
 Describe = Callable[[Any, Args, Kwargs], Request | None]
+#: What :meth:`Database.begin` hands the wrapper: ``(span, layer token, args, kwargs)``.
+Call = tuple[Span, Token[bool], Args, Kwargs]
 
 _ENDPOINT = "_tracekit_endpoint"
+# Bound once: the per-call paths below read module globals, not attribute chains.
 _get_current = otel_context.get_current
+_in_layer = DB_CLIENT.var.get
+_enter_layer = DB_CLIENT.var.set
+_leave_layer = DB_CLIENT.var.reset
 _CLIENT = SpanKind.CLIENT
 _SPAN_CACHE_SIZE = 1024
 
@@ -208,16 +214,20 @@ class Database:
         return self._config
 
     def begin(self, describe: Describe, instance: Any, args: Args, kwargs: Kwargs) -> Call | None:
-        """Start the span of one call: ``None`` means "call the library unchanged"."""
+        """Start the span of one call: ``None`` means "call the library unchanged".
+
+        Else ``(span, token, args, kwargs)``: call the library with these ``args`` and ``kwargs``,
+        then hand ``span`` and ``token`` back, to :meth:`failed` if it raised.
+        """
         current = _state.current
-        if current is None or DB_CLIENT.active():
+        if current is None or _in_layer():
             return None
         context = _get_current()
         if context.get(SUPPRESS_INSTRUMENTATION_KEY):
             return None
         span = None
         try:
-            config = self._configuration(current)
+            config = self._config if self._config_for is current else self._configuration(current)
             if config is None:
                 return None
             request = describe(instance, args, kwargs)
@@ -246,12 +256,25 @@ class Database:
             span = _state.tracer.start_span(name, context, _CLIENT, attributes)
             if config.propagate is not None and isinstance(statement, str) and request.where is not None:
                 args, kwargs = _with_comment(config.propagate(span), statement, request.where, args, kwargs)
-            return Call(self, span, DB_CLIENT.enter(), args, kwargs)
+            return span, _enter_layer(True), args, kwargs
         except Exception as exc:
             report(self.integration, exc)
             if span is not None:
                 span.end()
             return None
+
+    def failed(self, span: Span, token: Token[bool], exc: BaseException) -> None:
+        """The call begun with ``span`` raised ``exc`` (re-raised by the caller): record it, end the span."""
+        _leave(token)
+        try:
+            if span.is_recording():
+                code = self.status_code(exc)
+                record_exception(
+                    span, exc, _reported_type(exc), None if code is None else {DB_RESPONSE_STATUS_CODE: code}
+                )
+        except Exception as internal:
+            report(self.integration, internal)
+        span.end()
 
     def _describe_span(self, config: _Config, request: Request) -> tuple[str, dict[str, Any], Any]:
         """``(name, attributes, statement text)`` of a request."""
@@ -348,44 +371,11 @@ def _with_comment(
     return args, kwargs
 
 
-class Call:
-    """One call to the database, between :meth:`Database.begin` and :meth:`ok` / :meth:`error`."""
-
-    __slots__ = ("args", "database", "kwargs", "span", "token")
-
-    def __init__(
-        self, database: Database, span: Span, token: Token[bool], args: Args, kwargs: Kwargs
-    ) -> None:
-        self.database = database
-        self.span = span
-        self.token = token
-        self.args = args
-        self.kwargs = kwargs
-
-    def _leave(self) -> None:
-        try:  # noqa: SIM105 - contextlib.suppress costs an object per call
-            DB_CLIENT.exit(self.token)
-        except ValueError:  # reset from another context: nothing to undo there
-            pass
-
-    def ok(self) -> None:
-        """The call returned: end the span."""
-        self._leave()
-        self.span.end()
-
-    def error(self, exc: BaseException) -> None:
-        """The call raised ``exc`` (which the caller re-raises): record it and end the span."""
-        self._leave()
-        span = self.span
-        try:
-            if span.is_recording():
-                code = self.database.status_code(exc)
-                record_exception(
-                    span, exc, _reported_type(exc), None if code is None else {DB_RESPONSE_STATUS_CODE: code}
-                )
-        except Exception as internal:
-            report(self.database.integration, internal)
-        span.end()
+def _leave(token: Token[bool]) -> None:
+    try:  # noqa: SIM105 - contextlib.suppress costs an object per call
+        _leave_layer(token)
+    except ValueError:  # reset from another context: nothing to undo there
+        pass
 
 
 Wrapper = Callable[[Any, Any, Args, Kwargs], Any]
@@ -394,17 +384,20 @@ Wrapper = Callable[[Any, Any, Args, Kwargs], Any]
 def sync_wrapper(database: Database, describe: Describe) -> Wrapper:
     """A wrapt wrapper making one span around a synchronous database call."""
     begin = database.begin
+    failed = database.failed
 
     def call_database(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
         call = begin(describe, instance, args, kwargs)
         if call is None:
             return wrapped(*args, **kwargs)
+        span, token, args, kwargs = call
         try:
-            result = wrapped(*call.args, **call.kwargs)
+            result = wrapped(*args, **kwargs)
         except BaseException as exc:
-            call.error(exc)
+            failed(span, token, exc)
             raise
-        call.ok()
+        _leave(token)
+        span.end()
         return result
 
     return call_database
@@ -413,17 +406,20 @@ def sync_wrapper(database: Database, describe: Describe) -> Wrapper:
 def async_wrapper(database: Database, describe: Describe) -> Wrapper:
     """:func:`sync_wrapper` for a coroutine function."""
     begin = database.begin
+    failed = database.failed
 
     async def call_database(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
         call = begin(describe, instance, args, kwargs)
         if call is None:
             return await wrapped(*args, **kwargs)
+        span, token, args, kwargs = call
         try:
-            result = await wrapped(*call.args, **call.kwargs)
+            result = await wrapped(*args, **kwargs)
         except BaseException as exc:
-            call.error(exc)
+            failed(span, token, exc)
             raise
-        call.ok()
+        _leave(token)
+        span.end()
         return result
 
     return call_database

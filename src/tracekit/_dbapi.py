@@ -115,7 +115,8 @@ class DbApi:
             if driver.cache_endpoint
             else driver.endpoint(connection)
         )
-        return Request(endpoint, driver.statement(cursor, query), None, None, parameters, None, where)
+        statement = query if type(query) is str else driver.statement(cursor, query)
+        return Request(endpoint, statement, None, None, parameters, None, where)
 
     def _describe_execute(self, cursor: Any, args: Args, kwargs: Kwargs) -> Request | None:
         if args and not kwargs:  # the usual call: execute(query[, parameters])

@@ -52,22 +52,23 @@ def http_suppressed() -> bool:
 class Layer:
     """A kind of span of which only the outermost is made within one call."""
 
-    __slots__ = ("_var", "name")
+    __slots__ = ("name", "var")
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._var: ContextVar[bool] = ContextVar(f"tracekit.layer.{name}", default=False)
+        #: True while the layer is active; hot paths bind its ``get`` / ``set`` / ``reset`` once.
+        self.var: ContextVar[bool] = ContextVar(f"tracekit.layer.{name}", default=False)
 
     def active(self) -> bool:
         """Whether an outer integration already handles this call."""
-        return self._var.get()
+        return self.var.get()
 
     def enter(self) -> Token[bool]:
         """Mark the layer active until :meth:`exit` is called with the returned token."""
-        return self._var.set(True)
+        return self.var.set(True)
 
     def exit(self, token: Token[bool]) -> None:
-        self._var.reset(token)
+        self.var.reset(token)
 
 
 #: HTTP client requests: requests over urllib3 is one span.
