@@ -58,6 +58,7 @@ from tracekit._sql import Analysis, analyze, dialect_of
 from tracekit._suppression import DB_CLIENT, SUPPRESS_INSTRUMENTATION_KEY
 
 __all__ = [
+    "ENDPOINT_KEY",
     "Call",
     "Database",
     "Endpoint",
@@ -107,7 +108,8 @@ Describe = Callable[[Any, Args, Kwargs], Request | None]
 #: What :meth:`Database.begin` hands the wrapper: ``(span, layer token, args, kwargs)``.
 Call = tuple[Span, Token[bool], Args, Kwargs]
 
-_ENDPOINT = "_tracekit_endpoint"
+#: The attribute under which a connection (a pool) keeps its endpoint.
+ENDPOINT_KEY = "_tracekit_endpoint"
 # Bound once: the per-call paths below read module globals, not attribute chains.
 _get_current = otel_context.get_current
 _in_layer = DB_CLIENT.var.get
@@ -120,7 +122,7 @@ _SPAN_CACHE_SIZE = 1024
 def cached_endpoint(holder: Any, make: Callable[[Any], Endpoint]) -> Endpoint:
     """``make(holder)``, kept on ``holder`` (a connection, a pool) when it has a ``__dict__``."""
     try:
-        return vars(holder)[_ENDPOINT]  # type: ignore[no-any-return]
+        return vars(holder)[ENDPOINT_KEY]  # type: ignore[no-any-return]
     except (KeyError, TypeError):
         endpoint = make(holder)
         remember_endpoint(holder, endpoint)
@@ -130,7 +132,7 @@ def cached_endpoint(holder: Any, make: Callable[[Any], Endpoint]) -> Endpoint:
 def remember_endpoint(holder: Any, endpoint: Endpoint) -> None:
     """Keep ``endpoint`` on ``holder`` (for objects that cannot tell it later)."""
     with contextlib.suppress(TypeError):  # no __dict__: it is made again each call
-        vars(holder)[_ENDPOINT] = endpoint
+        vars(holder)[ENDPOINT_KEY] = endpoint
 
 
 def status_code(exc: BaseException) -> str | None:
@@ -382,7 +384,11 @@ Wrapper = Callable[[Any, Any, Args, Kwargs], Any]
 
 
 def sync_wrapper(database: Database, describe: Describe) -> Wrapper:
-    """A wrapt wrapper making one span around a synchronous database call."""
+    """A wrapper making one span around a synchronous database call.
+
+    Declared :class:`~tracekit._patch.Plain` where the target is a Python method (cheaper per
+    call than wrapt); coroutine functions stay with wrapt (see :func:`tracekit._http.sync_send`).
+    """
     begin = database.begin
     failed = database.failed
 

@@ -27,6 +27,7 @@ from types import ModuleType
 from typing import Any
 
 from tracekit._db import (
+    ENDPOINT_KEY,
     Args,
     Database,
     Endpoint,
@@ -44,11 +45,8 @@ __all__ = ["DbApi", "Driver", "disguise", "remember_endpoint", "switches", "trac
 
 _QUERY_KEYWORDS = ("query", "operation", "sql", "statement")
 _PARAMETER_KEYWORDS = ("params", "parameters", "args", "vars")
+_NO_DICT: dict[str, Any] = {}
 _SEQUENCE_KEYWORDS = ("params_seq", "seq_of_parameters", "parameters", "args", "vars_list", "seq")
-
-
-def _cursor_connection(cursor: Any) -> Any:
-    return getattr(cursor, "connection", None)
 
 
 def _query_text(cursor: Any, query: Any) -> Any:
@@ -62,8 +60,8 @@ class Driver:
     integration: str
     #: The endpoint of a connection (called once per connection when ``cache_endpoint``).
     endpoint: Callable[[Any], Endpoint]
-    #: The connection a cursor belongs to (``None``: closed, make no span).
-    connection: Callable[[Any], Any] = _cursor_connection
+    #: The cursor attribute holding the connection it belongs to (``None``: closed, make no span).
+    connection: str = "connection"
     #: The text of a query object (``str`` and ``bytes`` pass through; e.g. psycopg's ``sql.SQL``).
     statement: Callable[[Any, Any], Any] = _query_text
     #: The database's code for an exception (db.response.status_code).
@@ -106,23 +104,28 @@ class DbApi:
         return cached_endpoint(connection, driver.endpoint)
 
     def _request(self, cursor: Any, query: Any, where: int | str | None, parameters: Any) -> Request | None:
-        connection = self.driver.connection(cursor)
+        # Runs for every statement: the usual case (a str statement, an endpoint kept on the
+        # connection) makes no call but Request's.
+        driver = self.driver
+        connection = getattr(cursor, driver.connection, None)
         if connection is None:
             return None
-        driver = self.driver
         endpoint = (
-            cached_endpoint(connection, driver.endpoint)
-            if driver.cache_endpoint
-            else driver.endpoint(connection)
+            getattr(connection, "__dict__", _NO_DICT).get(ENDPOINT_KEY) if driver.cache_endpoint else None
         )
+        if endpoint is None:
+            endpoint = self.endpoint(connection)
         statement = query if type(query) is str else driver.statement(cursor, query)
         return Request(endpoint, statement, None, None, parameters, None, where)
 
     def _describe_execute(self, cursor: Any, args: Args, kwargs: Kwargs) -> Request | None:
         if args and not kwargs:  # the usual call: execute(query[, parameters])
-            return self._request(cursor, args[0], 0, args[1] if len(args) > 1 else None)
-        query, where = _argument(args, kwargs, 0, _QUERY_KEYWORDS)
-        parameters, _ = _argument(args, kwargs, 1, _PARAMETER_KEYWORDS)
+            query = args[0]
+            parameters = args[1] if len(args) > 1 else None
+            where: int | str | None = 0
+        else:
+            query, where = _argument(args, kwargs, 0, _QUERY_KEYWORDS)
+            parameters, _ = _argument(args, kwargs, 1, _PARAMETER_KEYWORDS)
         return self._request(cursor, query, where, parameters)
 
     def _describe_executemany(self, cursor: Any, args: Args, kwargs: Kwargs) -> Request | None:

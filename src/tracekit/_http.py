@@ -354,7 +354,12 @@ class Call:
 
 
 def sync_send(client: HttpClient) -> Callable[[Any, Any, Args, Kwargs], Any]:
-    """A wrapt wrapper making one span around a synchronous wire request."""
+    """A wrapper making one span around a synchronous wire request.
+
+    Integrations declare their synchronous targets :class:`~tracekit._patch.Plain`: a plain
+    function costs about half what a wrapt wrapper does per call. Coroutine functions stay
+    with wrapt, whose proxy keeps ``inspect.iscoroutinefunction`` true.
+    """
 
     def send(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
         call = client.start(instance, args, kwargs)

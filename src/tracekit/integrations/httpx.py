@@ -22,7 +22,7 @@ from tracekit._http import (
     sync_resend_scope,
     sync_send,
 )
-from tracekit._patch import Patches
+from tracekit._patch import Patches, Plain
 
 __all__ = ["patch", "patches", "unpatch"]
 
@@ -63,8 +63,8 @@ patches = Patches(
     "httpx",
     {
         "httpx": [
-            ("Client.send", sync_resend_scope),
-            ("Client._send_single_request", sync_send(CLIENT)),
+            ("Client.send", Plain(sync_resend_scope)),
+            ("Client._send_single_request", Plain(sync_send(CLIENT))),
             ("AsyncClient.send", async_resend_scope),
             ("AsyncClient._send_single_request", async_send(CLIENT)),
         ]

@@ -12,7 +12,7 @@ from typing import Any
 
 from tracekit._db import Endpoint
 from tracekit._dbapi import DbApi, Driver
-from tracekit._patch import Patches
+from tracekit._patch import Patches, Plain
 
 __all__ = ["DBAPI", "patch", "patches", "unpatch"]
 
@@ -33,7 +33,7 @@ DBAPI = DbApi(
     Driver(
         "psycopg",
         endpoint=_endpoint,
-        connection=lambda cursor: cursor._conn,
+        connection="_conn",
         statement=_statement,
     )
 )
@@ -42,9 +42,9 @@ patches = Patches(
     "psycopg",
     {
         "psycopg": [
-            ("Cursor.execute", DBAPI.execute),
-            ("Cursor.executemany", DBAPI.executemany),
-            ("ServerCursor.execute", DBAPI.execute),
+            ("Cursor.execute", Plain(DBAPI.execute)),
+            ("Cursor.executemany", Plain(DBAPI.executemany)),
+            ("ServerCursor.execute", Plain(DBAPI.execute)),
             ("AsyncCursor.execute", DBAPI.async_execute),
             ("AsyncCursor.executemany", DBAPI.async_executemany),
             ("AsyncServerCursor.execute", DBAPI.async_execute),

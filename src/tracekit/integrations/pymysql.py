@@ -12,7 +12,7 @@ from typing import Any
 
 from tracekit._db import Endpoint
 from tracekit._dbapi import DbApi, Driver
-from tracekit._patch import Patches
+from tracekit._patch import Patches, Plain
 
 __all__ = ["DBAPI", "patch", "patches", "unpatch"]
 
@@ -39,9 +39,9 @@ patches = Patches(
     "pymysql",
     {
         "pymysql": [
-            ("cursors.Cursor.execute", DBAPI.execute),
-            ("cursors.Cursor.executemany", DBAPI.executemany),
-            ("cursors.Cursor.callproc", DBAPI.callproc),
+            ("cursors.Cursor.execute", Plain(DBAPI.execute)),
+            ("cursors.Cursor.executemany", Plain(DBAPI.executemany)),
+            ("cursors.Cursor.callproc", Plain(DBAPI.callproc)),
         ]
     },
 )

@@ -27,7 +27,7 @@ from tracekit._db import (
     status_code,
     sync_wrapper,
 )
-from tracekit._patch import Patches
+from tracekit._patch import Patches, Plain
 from tracekit._sql import Analysis
 
 __all__ = ["DATABASE", "command_text", "patch", "patches", "unpatch"]
@@ -141,9 +141,9 @@ patches = Patches(
     "redis",
     {
         "redis": [
-            ("client.Redis.execute_command", sync_wrapper(DATABASE, _command)),
-            ("client.Pipeline.immediate_execute_command", sync_wrapper(DATABASE, _command)),
-            ("client.Pipeline.execute", sync_wrapper(DATABASE, _pipeline)),
+            ("client.Redis.execute_command", Plain(sync_wrapper(DATABASE, _command))),
+            ("client.Pipeline.immediate_execute_command", Plain(sync_wrapper(DATABASE, _command))),
+            ("client.Pipeline.execute", Plain(sync_wrapper(DATABASE, _pipeline))),
             ("asyncio.client.Redis.execute_command", async_wrapper(DATABASE, _command)),
             ("asyncio.client.Pipeline.immediate_execute_command", async_wrapper(DATABASE, _command)),
             ("asyncio.client.Pipeline.execute", async_wrapper(DATABASE, _pipeline)),

@@ -21,7 +21,7 @@ from tracekit._http import (
     sync_resend_scope,
     sync_send,
 )
-from tracekit._patch import Patches
+from tracekit._patch import Patches, Plain
 
 __all__ = ["patch", "patches", "unpatch"]
 
@@ -62,8 +62,8 @@ patches = Patches(
     "requests",
     {
         "requests": [
-            ("Session.send", sync_resend_scope),
-            ("adapters.HTTPAdapter.send", sync_send(CLIENT)),
+            ("Session.send", Plain(sync_resend_scope)),
+            ("adapters.HTTPAdapter.send", Plain(sync_send(CLIENT))),
         ]
     },
 )

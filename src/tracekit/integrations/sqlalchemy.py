@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from tracekit._db import Args, Database, Endpoint, Kwargs, Request, sync_wrapper
-from tracekit._patch import Patches
+from tracekit._patch import Patches, Plain
 
 __all__ = ["DATABASE", "patch", "patches", "unpatch"]
 
@@ -78,8 +78,8 @@ patches = Patches(
     "sqlalchemy",
     {
         "sqlalchemy": [
-            ("engine.base.Connection._exec_single_context", sync_wrapper(DATABASE, _single)),
-            ("engine.base.Connection._exec_insertmany_context", sync_wrapper(DATABASE, _insertmany)),
+            ("engine.base.Connection._exec_single_context", Plain(sync_wrapper(DATABASE, _single))),
+            ("engine.base.Connection._exec_insertmany_context", Plain(sync_wrapper(DATABASE, _insertmany))),
         ]
     },
 )

@@ -23,7 +23,7 @@ from tracekit._http import (
     sync_resend_scope,
     sync_send,
 )
-from tracekit._patch import Patches
+from tracekit._patch import Patches, Plain
 
 __all__ = ["patch", "patches", "unpatch"]
 
@@ -65,8 +65,8 @@ patches = Patches(
     "urllib",
     {
         "urllib.request": [
-            ("OpenerDirector.open", sync_resend_scope),
-            ("AbstractHTTPHandler.do_open", sync_send(CLIENT)),
+            ("OpenerDirector.open", Plain(sync_resend_scope)),
+            ("AbstractHTTPHandler.do_open", Plain(sync_send(CLIENT))),
         ]
     },
 )

@@ -23,7 +23,7 @@ from tracekit._http import (
     sync_resend_scope,
     sync_send,
 )
-from tracekit._patch import Patches
+from tracekit._patch import Patches, Plain
 
 __all__ = ["patch", "patches", "unpatch"]
 
@@ -81,9 +81,9 @@ patches = Patches(
     "urllib3",
     {
         "urllib3": [
-            ("PoolManager.urlopen", sync_resend_scope),
-            ("HTTPConnectionPool.urlopen", sync_resend_scope),
-            ("HTTPConnectionPool._make_request", sync_send(CLIENT)),
+            ("PoolManager.urlopen", Plain(sync_resend_scope)),
+            ("HTTPConnectionPool.urlopen", Plain(sync_resend_scope)),
+            ("HTTPConnectionPool._make_request", Plain(sync_send(CLIENT))),
         ]
     },
 )
