@@ -81,6 +81,8 @@ ResponseInfo = tuple[int, str | None]
 
 Args = tuple[Any, ...]
 Kwargs = dict[str, Any]
+#: What :meth:`HttpClient.start` hands the wrapper: ``(span, layer token, config, args, kwargs)``.
+Call = tuple["trace.Span | None", Token[bool], "_Config", Args, Kwargs]
 Describe = Callable[[Any, Args, Kwargs], RequestInfo]
 Inject = Callable[[Any, Args, Kwargs, dict[str, str]], tuple[Args, Kwargs]]
 RequestHeaders = Callable[[Any, Args, Kwargs], Iterable[tuple[str, str]]]
@@ -164,8 +166,12 @@ class _Config:
         self.dup = "http/dup" in settings.semconv_opt_in
 
 
+# Bound once: the per-request paths below read module globals, not attribute chains.
 _get_current = otel_context.get_current
 _set_span_in_context = trace.set_span_in_context
+_in_layer = HTTP_CLIENT.var.get
+_enter_layer = HTTP_CLIENT.var.set
+_leave_layer = HTTP_CLIENT.var.reset
 _CLIENT = SpanKind.CLIENT
 
 _attempts: ContextVar[list[int] | None] = ContextVar("tracekit.http.attempts", default=None)
@@ -211,9 +217,14 @@ class HttpClient:
         return self._config
 
     def start(self, instance: Any, args: Args, kwargs: Kwargs) -> Call | None:
-        """Begin a request: ``None`` means "call the library unchanged", else use ``call.args``."""
+        """Begin a request: ``None`` means "call the library unchanged".
+
+        Else ``(span, token, config, args, kwargs)``: call the library with these ``args``
+        and ``kwargs``, then hand the rest to :meth:`ok`, or to :meth:`error` if it raised.
+        ``span`` is ``None`` for an excluded URL (its context is still injected).
+        """
         current = _state.current
-        if current is None or HTTP_CLIENT.active():
+        if current is None or _in_layer():
             return None
         context = _get_current()
         if context.get(SUPPRESS_INSTRUMENTATION_KEY) or context.get(SUPPRESS_HTTP_INSTRUMENTATION_KEY):
@@ -221,7 +232,7 @@ class HttpClient:
         span = None
         token = None
         try:
-            config = self._configuration(current)
+            config = self._config if self._config_for is current else self._configuration(current)
             if config is None:
                 return None
             method, url, host, port = self.describe(instance, args, kwargs)
@@ -268,89 +279,68 @@ class HttpClient:
                 config.inject(carrier, _set_span_in_context(span, context))
             if carrier:
                 args, kwargs = self.inject(instance, args, kwargs, carrier)
-            token = HTTP_CLIENT.enter()
-            return Call(self, config, span, token, args, kwargs)
+            token = _enter_layer(True)
+            return span, token, config, args, kwargs
         except Exception as exc:
             report(self.integration, exc)
             if token is not None:
-                HTTP_CLIENT.exit(token)
+                _leave(token)
             if span is not None:
                 span.end()
             return None
 
-
-class Call:
-    """One request on the wire, between :meth:`HttpClient.start` and :meth:`ok` / :meth:`error`."""
-
-    __slots__ = ("args", "client", "config", "kwargs", "span", "token")
-
-    def __init__(
-        self,
-        client: HttpClient,
-        config: _Config,
-        span: trace.Span | None,
-        token: Token[bool],
-        args: Args,
-        kwargs: Kwargs,
-    ) -> None:
-        self.client = client
-        self.config = config
-        self.span = span
-        self.token = token
-        self.args = args
-        self.kwargs = kwargs
-
-    def _leave(self) -> None:
-        try:  # noqa: SIM105 - contextlib.suppress costs an object per request
-            HTTP_CLIENT.exit(self.token)
-        except ValueError:  # reset from another context: nothing to undo there
-            pass
-
-    def ok(self, response: Any) -> None:
+    def ok(self, span: trace.Span | None, token: Token[bool], config: _Config, response: Any) -> None:
         """The library returned ``response``: record its status and end the span."""
-        self._leave()
-        span = self.span
+        _leave(token)
         if span is None:
             return
         try:
             if span.is_recording():
-                status, version = self.client.response_info(response)
-                attributes: dict[str, Any] = {HTTP_RESPONSE_STATUS_CODE: status}
+                status, version = self.response_info(response)
+                # One or two attributes: set_attribute each costs less than one set_attributes.
+                span.set_attribute(HTTP_RESPONSE_STATUS_CODE, status)
                 if version is not None:
-                    attributes[NETWORK_PROTOCOL_VERSION] = version
-                config = self.config
-                if config.dup:
-                    attributes[OLD_HTTP_STATUS_CODE] = status
-                    if version is not None:
-                        attributes[OLD_HTTP_FLAVOR] = version
-                if config.capture_response:
-                    attributes.update(
-                        captured_headers(
-                            HTTP_RESPONSE_HEADER,
-                            config.capture_response,
-                            self.client.response_headers(response),
-                            config.sanitize,
+                    span.set_attribute(NETWORK_PROTOCOL_VERSION, version)
+                if config.dup or config.capture_response or status >= 400:
+                    attributes: dict[str, Any] = {}
+                    if config.dup:
+                        attributes[OLD_HTTP_STATUS_CODE] = status
+                        if version is not None:
+                            attributes[OLD_HTTP_FLAVOR] = version
+                    if config.capture_response:
+                        attributes.update(
+                            captured_headers(
+                                HTTP_RESPONSE_HEADER,
+                                config.capture_response,
+                                self.response_headers(response),
+                                config.sanitize,
+                            )
                         )
-                    )
-                if status >= 400:
-                    attributes[ERROR_TYPE] = str(status)
-                    span.set_status(Status(StatusCode.ERROR))
-                span.set_attributes(attributes)
+                    if status >= 400:
+                        attributes[ERROR_TYPE] = str(status)
+                        span.set_status(Status(StatusCode.ERROR))
+                    span.set_attributes(attributes)
         except Exception as exc:
-            report(self.client.integration, exc)
+            report(self.integration, exc)
         span.end()
 
-    def error(self, exc: BaseException) -> None:
+    def error(self, span: trace.Span | None, token: Token[bool], exc: BaseException) -> None:
         """The library raised ``exc`` (which the caller re-raises): record it and end the span."""
-        self._leave()
-        span = self.span
+        _leave(token)
         if span is None:
             return
         try:
             record_exception(span, exc, qualified_name(type(exc)))
         except Exception as internal:
-            report(self.client.integration, internal)
+            report(self.integration, internal)
         span.end()
+
+
+def _leave(token: Token[bool]) -> None:
+    try:  # noqa: SIM105 - contextlib.suppress costs an object per request
+        _leave_layer(token)
+    except ValueError:  # reset from another context: nothing to undo there
+        pass
 
 
 def sync_send(client: HttpClient) -> Callable[[Any, Any, Args, Kwargs], Any]:
@@ -361,16 +351,19 @@ def sync_send(client: HttpClient) -> Callable[[Any, Any, Args, Kwargs], Any]:
     with wrapt, whose proxy keeps ``inspect.iscoroutinefunction`` true.
     """
 
+    start, ok, error = client.start, client.ok, client.error
+
     def send(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
-        call = client.start(instance, args, kwargs)
+        call = start(instance, args, kwargs)
         if call is None:
             return wrapped(*args, **kwargs)
+        span, token, config, args, kwargs = call
         try:
-            response = wrapped(*call.args, **call.kwargs)
+            response = wrapped(*args, **kwargs)
         except BaseException as exc:
-            call.error(exc)
+            error(span, token, exc)
             raise
-        call.ok(response)
+        ok(span, token, config, response)
         return response
 
     return send
@@ -379,16 +372,19 @@ def sync_send(client: HttpClient) -> Callable[[Any, Any, Args, Kwargs], Any]:
 def async_send(client: HttpClient) -> Callable[[Any, Any, Args, Kwargs], Any]:
     """:func:`sync_send` for a coroutine function."""
 
+    start, ok, error = client.start, client.ok, client.error
+
     async def send(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
-        call = client.start(instance, args, kwargs)
+        call = start(instance, args, kwargs)
         if call is None:
             return await wrapped(*args, **kwargs)
+        span, token, config, args, kwargs = call
         try:
-            response = await wrapped(*call.args, **call.kwargs)
+            response = await wrapped(*args, **kwargs)
         except BaseException as exc:
-            call.error(exc)
+            error(span, token, exc)
             raise
-        call.ok(response)
+        ok(span, token, config, response)
         return response
 
     return send
