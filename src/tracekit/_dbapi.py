@@ -21,7 +21,7 @@ objects stay exactly what they are (no proxy object standing in for a connection
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sized
+from collections.abc import Callable, Mapping, Sized
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
@@ -41,7 +41,17 @@ from tracekit._db import (
     sync_wrapper,
 )
 
-__all__ = ["DbApi", "Driver", "disguise", "remember_endpoint", "switches", "traced_class"]
+__all__ = [
+    "DbApi",
+    "Driver",
+    "disguise",
+    "libpq_endpoint",
+    "libpq_statement",
+    "remember_endpoint",
+    "switches",
+    "traced_class",
+    "traced_type",
+]
 
 _QUERY_KEYWORDS = ("query", "operation", "sql", "statement")
 _PARAMETER_KEYWORDS = ("params", "parameters", "args", "vars")
@@ -51,6 +61,20 @@ _SEQUENCE_KEYWORDS = ("params_seq", "seq_of_parameters", "parameters", "args", "
 
 def _query_text(cursor: Any, query: Any) -> Any:
     return query
+
+
+def libpq_endpoint(connection: Any) -> Endpoint:
+    """The endpoint of a psycopg or psycopg2 connection, from its libpq ``info``."""
+    info = connection.info
+    return Endpoint("postgresql", info.dbname or None, info.host or None, info.port or None)
+
+
+def libpq_statement(cursor: Any, query: Any) -> Any:
+    """The text of a psycopg or psycopg2 query: ``str``, ``bytes`` or a ``sql.Composable``."""
+    if query is None or isinstance(query, (str, bytes)):
+        return query
+    as_string = getattr(query, "as_string", None)
+    return as_string(cursor) if as_string is not None else None
 
 
 @dataclass(frozen=True)
@@ -145,6 +169,31 @@ class DbApi:
         return None if request is None else request._replace(procedure=name)
 
 
+def traced_type(dbapi: DbApi, root: type, methods: Mapping[str, Wrapper]) -> type:
+    """A subclass of the driver's C type ``root`` whose ``methods`` make spans while ``dbapi`` is patched.
+
+    Each method hands the one it overrides (reached through ``super()``, so a user's
+    subclass placed before it in the method order still runs first) to its wrapper, or
+    calls it straight while the integration is unpatched. The subclass reads as ``root``.
+    """
+    made: list[type] = []
+
+    def traced_method(name: str, wrapper: Wrapper) -> Callable[..., Any]:
+        def method(self: Any, *args: Any, **kwargs: Any) -> Any:
+            overridden = getattr(super(made[0], self), name)
+            if dbapi.enabled:
+                return wrapper(overridden, self, args, kwargs)
+            return overridden(*args, **kwargs)
+
+        method.__name__ = name
+        method.__qualname__ = f"{root.__qualname__}.{name}"
+        return method
+
+    cls = type(root.__name__, (root,), {name: traced_method(name, w) for name, w in methods.items()})
+    made.append(cls)
+    return disguise(cls, root)
+
+
 def traced_class(base: type, traced: type, cache: dict[type, type]) -> type:
     """A subclass of ``base`` with the methods of ``traced`` (itself a subclass of the driver's root class).
 
@@ -153,12 +202,12 @@ def traced_class(base: type, traced: type, cache: dict[type, type]) -> type:
     traced method through ``super()``. The subclass keeps ``base``'s name and module, so
     ``repr()`` and error messages read as before.
     """
+    if traced.__mro__[1] is base:  # the driver's own class: the usual case
+        return traced
     if issubclass(base, traced):
         return base
     found = cache.get(base)
     if found is None:
-        if traced.__mro__[1] is base:
-            return traced
         found = disguise(type(base.__name__, (base, traced), {}), base)
         cache[base] = found
     return found

@@ -8,35 +8,12 @@ pipelines, ``Connection.execute`` all work as before). ``executemany`` is one sp
 
 from __future__ import annotations
 
-from typing import Any
-
-from tracekit._db import Endpoint
-from tracekit._dbapi import DbApi, Driver
+from tracekit._dbapi import DbApi, Driver, libpq_endpoint, libpq_statement
 from tracekit._patch import Patches, Plain
 
 __all__ = ["DBAPI", "patch", "patches", "unpatch"]
 
-
-def _endpoint(connection: Any) -> Endpoint:
-    info = connection.info
-    return Endpoint("postgresql", info.dbname or None, info.host or None, info.port or None)
-
-
-def _statement(cursor: Any, query: Any) -> Any:
-    if query is None or isinstance(query, (str, bytes)):
-        return query
-    as_string = getattr(query, "as_string", None)  # psycopg.sql.Composable
-    return as_string(cursor) if as_string is not None else None
-
-
-DBAPI = DbApi(
-    Driver(
-        "psycopg",
-        endpoint=_endpoint,
-        connection="_conn",
-        statement=_statement,
-    )
-)
+DBAPI = DbApi(Driver("psycopg", endpoint=libpq_endpoint, connection="_conn", statement=libpq_statement))
 
 patches = Patches(
     "psycopg",

@@ -15,27 +15,24 @@ import importlib
 from types import ModuleType
 from typing import Any
 
-from tracekit._db import Args, Endpoint, Kwargs
-from tracekit._dbapi import DbApi, Driver, disguise, switches, traced_class
+from tracekit._db import Args, Kwargs
+from tracekit._dbapi import (
+    DbApi,
+    Driver,
+    disguise,
+    libpq_endpoint,
+    libpq_statement,
+    switches,
+    traced_class,
+    traced_type,
+)
 from tracekit._patch import Patches
 from tracekit._safety import report
 
 __all__ = ["DBAPI", "patch", "patches", "unpatch"]
 
 
-def _endpoint(connection: Any) -> Endpoint:
-    info = connection.info
-    return Endpoint("postgresql", info.dbname or None, info.host or None, info.port or None)
-
-
-def _statement(cursor: Any, query: Any) -> Any:
-    if query is None or isinstance(query, (str, bytes)):
-        return query
-    as_string = getattr(query, "as_string", None)  # psycopg2.sql.Composable
-    return as_string(cursor) if as_string is not None else None
-
-
-DBAPI = DbApi(Driver("psycopg2", endpoint=_endpoint, statement=_statement))
+DBAPI = DbApi(Driver("psycopg2", endpoint=libpq_endpoint, statement=libpq_statement))
 
 _connection_classes: dict[type, type] = {}
 _cursor_classes: dict[type, type] = {}
@@ -45,28 +42,16 @@ _traced: dict[str, type] = {}
 def _classes(extensions: ModuleType) -> tuple[type, type]:
     """The traced connection and cursor classes (made once, when psycopg2 is first patched)."""
     if not _traced:
-        execute, executemany, callproc = DBAPI.execute, DBAPI.executemany, DBAPI.callproc
-
-        class Cursor(extensions.cursor):  # type: ignore[misc, name-defined]
-            def execute(self, *args: Any, **kwargs: Any) -> Any:
-                if DBAPI.enabled:
-                    return execute(super().execute, self, args, kwargs)
-                return super().execute(*args, **kwargs)
-
-            def executemany(self, *args: Any, **kwargs: Any) -> Any:
-                if DBAPI.enabled:
-                    return executemany(super().executemany, self, args, kwargs)
-                return super().executemany(*args, **kwargs)
-
-            def callproc(self, *args: Any, **kwargs: Any) -> Any:
-                if DBAPI.enabled:
-                    return callproc(super().callproc, self, args, kwargs)
-                return super().callproc(*args, **kwargs)
-
-            def copy_expert(self, *args: Any, **kwargs: Any) -> Any:
-                if DBAPI.enabled:
-                    return execute(super().copy_expert, self, args, kwargs)
-                return super().copy_expert(*args, **kwargs)
+        cursor_class = traced_type(
+            DBAPI,
+            extensions.cursor,
+            {
+                "execute": DBAPI.execute,
+                "executemany": DBAPI.executemany,
+                "callproc": DBAPI.callproc,
+                "copy_expert": DBAPI.execute,
+            },
+        )
 
         class Connection(extensions.connection):  # type: ignore[misc, name-defined]
             def cursor(self, *args: Any, **kwargs: Any) -> Any:
@@ -79,7 +64,7 @@ def _classes(extensions: ModuleType) -> tuple[type, type]:
                         or extensions.cursor
                     )
                     if isinstance(factory, type) and issubclass(factory, extensions.cursor):
-                        traced = traced_class(factory, Cursor, _cursor_classes)
+                        traced = traced_class(factory, cursor_class, _cursor_classes)
                         if positional:
                             args = (args[0], traced, *args[2:])
                         else:
@@ -87,7 +72,7 @@ def _classes(extensions: ModuleType) -> tuple[type, type]:
                 return super().cursor(*args, **kwargs)
 
         _traced["connection"] = disguise(Connection, extensions.connection)
-        _traced["cursor"] = disguise(Cursor, extensions.cursor)
+        _traced["cursor"] = cursor_class
     return _traced["connection"], _traced["cursor"]
 
 

@@ -15,7 +15,7 @@ from types import ModuleType
 from typing import Any
 
 from tracekit._db import Args, Endpoint, Kwargs
-from tracekit._dbapi import DbApi, Driver, disguise, remember_endpoint, switches, traced_class
+from tracekit._dbapi import DbApi, Driver, disguise, remember_endpoint, switches, traced_class, traced_type
 from tracekit._patch import Patches
 from tracekit._safety import report
 
@@ -33,30 +33,24 @@ _traced: dict[str, type] = {}
 def _classes(sqlite3: ModuleType) -> tuple[type, type]:
     """The traced connection and cursor classes (made once, when sqlite3 is first patched)."""
     if not _traced:
-        execute, executemany, executescript = DBAPI.execute, DBAPI.executemany, DBAPI.executescript
-
-        class Cursor(sqlite3.Cursor):  # type: ignore[misc, name-defined]
-            def execute(self, *args: Any, **kwargs: Any) -> Any:
-                if DBAPI.enabled:
-                    return execute(super().execute, self, args, kwargs)
-                return super().execute(*args, **kwargs)
-
-            def executemany(self, *args: Any, **kwargs: Any) -> Any:
-                if DBAPI.enabled:
-                    return executemany(super().executemany, self, args, kwargs)
-                return super().executemany(*args, **kwargs)
-
-            def executescript(self, *args: Any, **kwargs: Any) -> Any:
-                if DBAPI.enabled:
-                    return executescript(super().executescript, self, args, kwargs)
-                return super().executescript(*args, **kwargs)
+        cursor_class = traced_type(
+            DBAPI,
+            sqlite3.Cursor,
+            {
+                "execute": DBAPI.execute,
+                "executemany": DBAPI.executemany,
+                "executescript": DBAPI.executescript,
+            },
+        )
 
         class Connection(sqlite3.Connection):  # type: ignore[misc, name-defined]
             def cursor(self, *args: Any, **kwargs: Any) -> Any:
                 if DBAPI.enabled:
+                    if not args and not kwargs:  # cursor(): the driver's own cursor class
+                        return super().cursor(cursor_class)
                     factory = args[0] if args else kwargs.get("factory", sqlite3.Cursor)
                     if isinstance(factory, type) and issubclass(factory, sqlite3.Cursor):
-                        return super().cursor(traced_class(factory, Cursor, _cursor_classes))
+                        return super().cursor(traced_class(factory, cursor_class, _cursor_classes))
                 return super().cursor(*args, **kwargs)
 
             # The shortcuts create a cursor with cursor(), as the documentation describes them.
@@ -76,7 +70,7 @@ def _classes(sqlite3: ModuleType) -> tuple[type, type]:
                 return super().executescript(*args, **kwargs)
 
         _traced["connection"] = disguise(Connection, sqlite3.Connection)
-        _traced["cursor"] = disguise(Cursor, sqlite3.Cursor)
+        _traced["cursor"] = cursor_class
     return _traced["connection"], _traced["cursor"]
 
 
