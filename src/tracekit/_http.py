@@ -65,6 +65,8 @@ __all__ = [
     "Call",
     "HttpClient",
     "RequestInfo",
+    "add_headers",
+    "argument",
     "async_resend_scope",
     "async_send",
     "default_port",
@@ -105,6 +107,21 @@ _VERSIONS = {
     (2, 0): "2",
     (3, 0): "3",
 }
+
+
+def argument(args: Args, kwargs: Kwargs, index: int, name: str) -> Any:
+    """The wrapped call's argument at position ``index``, else its keyword argument ``name``."""
+    return args[index] if len(args) > index else kwargs[name]
+
+
+def add_headers(headers: Any, carrier: dict[str, str]) -> None:
+    """Set the injected ``carrier`` fields on a request's own mutable ``headers`` mapping.
+
+    Item assignment, one field at a time: much cheaper than the libraries' ``update()``
+    (httpx builds a ``Headers`` first; a ``MutableMapping.update`` pays an ABC check).
+    """
+    for name, value in carrier.items():
+        headers[name] = value
 
 
 def default_port(scheme: str) -> int | None:

@@ -18,6 +18,7 @@ from tracekit._http import (
     Kwargs,
     RequestInfo,
     ResponseInfo,
+    add_headers,
     async_resend_scope,
     async_send,
     protocol_version,
@@ -35,7 +36,7 @@ def _describe(handler: Any, args: Args, kwargs: Kwargs) -> RequestInfo:
 
 def _inject(handler: Any, args: Args, kwargs: Kwargs, carrier: dict[str, str]) -> tuple[Args, Kwargs]:
     # ClientRequest.headers is the request's own CIMultiDict, merged from the caller's mapping.
-    args[0].headers.update(carrier)
+    add_headers(args[0].headers, carrier)
     return args, kwargs
 
 

@@ -15,6 +15,8 @@ from tracekit._http import (
     Kwargs,
     RequestInfo,
     ResponseInfo,
+    add_headers,
+    argument,
     async_resend_scope,
     async_send,
     default_port,
@@ -28,7 +30,7 @@ __all__ = ["patch", "patches", "unpatch"]
 
 
 def _request(args: Args, kwargs: Kwargs) -> Any:
-    return args[0] if args else kwargs["request"]
+    return argument(args, kwargs, 0, "request")
 
 
 def _describe(client: Any, args: Args, kwargs: Kwargs) -> RequestInfo:
@@ -39,10 +41,7 @@ def _describe(client: Any, args: Args, kwargs: Kwargs) -> RequestInfo:
 
 def _inject(client: Any, args: Args, kwargs: Kwargs, carrier: dict[str, str]) -> tuple[Args, Kwargs]:
     # request.headers is this Request's own copy, built by httpx from the caller's mapping.
-    # Item assignment is much cheaper than Headers.update(), which builds a Headers first.
-    headers = _request(args, kwargs).headers
-    for name, value in carrier.items():
-        headers[name] = value
+    add_headers(_request(args, kwargs).headers, carrier)
     return args, kwargs
 
 

@@ -16,6 +16,8 @@ from tracekit._http import (
     Kwargs,
     RequestInfo,
     ResponseInfo,
+    add_headers,
+    argument,
     protocol_version,
     split_origin,
     sync_resend_scope,
@@ -27,7 +29,7 @@ __all__ = ["patch", "patches", "unpatch"]
 
 
 def _request(args: Args, kwargs: Kwargs) -> Any:
-    return args[0] if args else kwargs["request"]
+    return argument(args, kwargs, 0, "request")
 
 
 def _describe(adapter: Any, args: Args, kwargs: Kwargs) -> RequestInfo:
@@ -39,9 +41,7 @@ def _describe(adapter: Any, args: Args, kwargs: Kwargs) -> RequestInfo:
 
 def _inject(adapter: Any, args: Args, kwargs: Kwargs, carrier: dict[str, str]) -> tuple[Args, Kwargs]:
     # The PreparedRequest's headers are requests' own copy of the caller's mapping.
-    headers = _request(args, kwargs).headers
-    for name, value in carrier.items():
-        headers[name] = value
+    add_headers(_request(args, kwargs).headers, carrier)
     return args, kwargs
 
 

@@ -18,6 +18,7 @@ from tracekit._http import (
     Kwargs,
     RequestInfo,
     ResponseInfo,
+    argument,
     protocol_version,
     split_origin,
     sync_resend_scope,
@@ -30,7 +31,7 @@ __all__ = ["patch", "patches", "unpatch"]
 
 # do_open(self, http_class, req, **http_conn_args)
 def _request(args: Args, kwargs: Kwargs) -> Any:
-    return args[1] if len(args) > 1 else kwargs["req"]
+    return argument(args, kwargs, 1, "req")
 
 
 def _describe(handler: Any, args: Args, kwargs: Kwargs) -> RequestInfo:

@@ -18,6 +18,7 @@ from tracekit._http import (
     Kwargs,
     RequestInfo,
     ResponseInfo,
+    add_headers,
     default_port,
     protocol_version,
     sync_resend_scope,
@@ -52,8 +53,7 @@ def _describe(pool: Any, args: Args, kwargs: Kwargs) -> RequestInfo:
 def _inject(pool: Any, args: Args, kwargs: Kwargs, carrier: dict[str, str]) -> tuple[Args, Kwargs]:
     headers = _argument(args, kwargs, _HEADERS, "headers")
     merged = headers.copy() if headers is not None else {}
-    for name, value in carrier.items():
-        merged[name] = value
+    add_headers(merged, carrier)
     if len(args) > _HEADERS:
         return (*args[:_HEADERS], merged, *args[_HEADERS + 1 :]), kwargs
     return args, {**kwargs, "headers": merged}
