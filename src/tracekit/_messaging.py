@@ -68,7 +68,7 @@ from tracekit._semconv import (
     qualified_name,
 )
 from tracekit._spans import record_exception
-from tracekit._suppression import Layer, instrumentation_suppressed
+from tracekit._suppression import SUPPRESS_INSTRUMENTATION_KEY, Layer, instrumentation_suppressed
 
 __all__ = [
     "HEADERS",
@@ -98,6 +98,11 @@ _DEFAULT_PORT = 9092
 
 #: A receive call made inside another one (kafka-python's iterator polls underneath).
 RECEIVING = Layer("messaging.receive")
+
+# Bound once: the per-record paths read module globals, not attribute chains.
+_get_current = otel_context.get_current
+_set_span_in_context = trace.set_span_in_context
+_PRODUCER = SpanKind.PRODUCER
 
 
 # --------------------------------------------------------------------------- the carrier
@@ -195,10 +200,14 @@ _config_for: object = None
 
 def _active() -> _Config | None:
     """The configuration to trace with, or ``None``: not configured, disabled or suppressed."""
-    global _config, _config_for
     current = _state.current
     if current is None or instrumentation_suppressed():
         return None
+    return _configuration(current)
+
+
+def _configuration(current: Any) -> _Config | None:
+    global _config, _config_for
     if _config_for is not current:
         _config = _Config(current.settings) if current.enabled else None
         _config_for = current
@@ -383,14 +392,22 @@ def _delivery_attributes(partition: Any, offset: Any, size: Any, dup: bool) -> A
 class Delivery:
     """One record being sent: its span, from the send call until the delivery report."""
 
-    __slots__ = ("args", "config", "ended", "integration", "kwargs", "span", "token")
+    __slots__ = ("args", "config", "context", "ended", "integration", "kwargs", "span", "token")
 
     def __init__(
-        self, integration: str, config: _Config, span: trace.Span, args: Args, kwargs: Kwargs
+        self,
+        integration: str,
+        config: _Config,
+        span: trace.Span,
+        context: Context,
+        args: Args,
+        kwargs: Kwargs,
     ) -> None:
         self.integration = integration
         self.config = config
         self.span = span
+        #: The context that makes ``span`` current (its headers were injected from it).
+        self.context = context
         self.args = args
         self.kwargs = kwargs
         self.ended = False
@@ -430,7 +447,7 @@ class Delivery:
 
     def enter(self) -> None:
         """Make the send span current for the library call (serializers, nested spans)."""
-        self.token = otel_context.attach(trace.set_span_in_context(self.span))
+        self.token = otel_context.attach(self.context)
 
     def leave(self) -> None:
         _restore(self.token)
@@ -438,11 +455,17 @@ class Delivery:
 
 
 def _start_send(producer: Producer, instance: Any, args: Args, kwargs: Kwargs) -> Delivery | None:
-    config = _active()
-    if config is None:
+    current = _state.current
+    if current is None:
+        return None
+    parent = _get_current()
+    if parent.get(SUPPRESS_INSTRUMENTATION_KEY):
         return None
     span = None
     try:
+        config = _configuration(current)
+        if config is None:
+            return None
         params = producer.params
         bound = dict(zip(params, args, strict=False))  # extra positionals: the library raises
         bound.update(kwargs)
@@ -463,14 +486,16 @@ def _start_send(producer: Producer, instance: Any, args: Args, kwargs: Kwargs) -
             if origin.is_valid:
                 links = [Link(origin)]
         name = f"send {topic}" if isinstance(topic, str) and topic else "send"
-        span = _state.tracer.start_span(name, kind=SpanKind.PRODUCER, attributes=attributes, links=links)
+        # The context read above is the parent: the SDK need not look it up again.
+        span = _state.tracer.start_span(name, parent, _PRODUCER, attributes, links)
+        context = _set_span_in_context(span, parent)
         carrier: dict[str, str] = {}
-        config.inject(carrier, context=trace.set_span_in_context(span))
+        config.inject(carrier, context)
         if carrier:
             copied = _with_context(headers, carrier, config.fields)
             if copied is not None:
                 args, kwargs = rebind_arg(params, args, kwargs, "headers", copied)
-        delivery = Delivery(producer.integration, config, span, args, kwargs)
+        delivery = Delivery(producer.integration, config, span, context, args, kwargs)
         if producer.prepare is not None:
             delivery.args, delivery.kwargs = producer.prepare(instance, delivery, args, kwargs)
         return delivery

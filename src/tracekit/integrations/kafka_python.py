@@ -12,7 +12,7 @@ from typing import Any
 
 from tracekit import _messaging
 from tracekit._messaging import Client, Delivery
-from tracekit._patch import Patches
+from tracekit._patch import Patches, Plain
 
 __all__ = ["patch", "patches", "unpatch"]
 
@@ -44,10 +44,10 @@ patches = Patches(
     "kafka_python",
     {
         "kafka": [
-            ("KafkaProducer.send", _messaging.send(PRODUCER)),
-            ("KafkaConsumer.__next__", _messaging.receive_one(CONSUMER)),
-            ("KafkaConsumer.poll", _messaging.receive_batch(CONSUMER)),
-            ("KafkaConsumer.close", _messaging.closing(CONSUMER)),
+            ("KafkaProducer.send", Plain(_messaging.send(PRODUCER))),
+            ("KafkaConsumer.__next__", Plain(_messaging.receive_one(CONSUMER))),
+            ("KafkaConsumer.poll", Plain(_messaging.receive_batch(CONSUMER))),
+            ("KafkaConsumer.close", Plain(_messaging.closing(CONSUMER))),
         ]
     },
 )
