@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trustme
 
 from launcher_support import environment, free_port, run, tracekit_command
 from tracekit import _inspect, _registry
@@ -193,7 +194,6 @@ def test_doctor_timeout(silent_port: int) -> None:
 
 @pytest.fixture(scope="module")
 def tls_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    trustme = pytest.importorskip("trustme")
     directory = tmp_path_factory.mktemp("tls")
     ca = trustme.CA()
     server = ca.issue_cert("127.0.0.1")
