@@ -9,11 +9,14 @@ from collections.abc import Iterator
 import pytest
 
 import tracekit
-from tracekit import _safety
+from tracekit import _safety, _tracer
 from tracekit._logging import forget_warnings
 from tracekit.testing import SpanRecorder, capture_spans
 
 REQUIRE_SERVICES = os.environ.get("TRACEKIT_TEST_REQUIRE_SERVICES") == "1"
+
+# Every attribute an integration stores unvalidated in any test is checked against the SDK.
+_tracer.VERIFY_KNOWN_ATTRIBUTES = True
 
 #: Environment variables tracekit reads; cleared for every test so the developer's own
 #: environment never changes a result.

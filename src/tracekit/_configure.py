@@ -93,7 +93,7 @@ class Tracing:
                 _logs.uninstall()
                 _state.current = None
                 _state.launched = False
-                _state.tracer = trace.NoOpTracer()
+                _state.tracer = _state.Unconfigured()
 
     def __repr__(self) -> str:
         state = "enabled" if self.enabled else "disabled"
@@ -137,13 +137,14 @@ def configure(**overrides: Any) -> Tracing:
 
         from tracekit._propagation import make_propagator
         from tracekit._sdk import build_provider
+        from tracekit._tracer import Tracer
 
         provider = build_provider(settings, loaded.sources)
         previous_propagator = install_global(make_propagator(settings.propagators))
         _install_global_provider(provider)
         tracing = Tracing(settings, loaded.sources, provider, previous_propagator)
         _state.current = tracing
-        _state.tracer = provider.get_tracer("tracekit", __version__)
+        _state.tracer = Tracer(provider.get_tracer("tracekit", __version__))
         if settings.log_correlation:
             _logs.install()
         for integration in integrations:

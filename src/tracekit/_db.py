@@ -255,7 +255,7 @@ class Database:
                     config.spans[key] = found
             name, attributes, statement = found
             # The context read above is the parent: the SDK need not look it up twice more.
-            span = _state.tracer.start_span(name, context, _CLIENT, attributes)
+            span = _state.tracer.start_known_span(name, context, _CLIENT, attributes)
             if config.propagate is not None and isinstance(statement, str) and request.where is not None:
                 args, kwargs = _with_comment(config.propagate(span), statement, request.where, args, kwargs)
             return span, _enter_layer(True), args, kwargs

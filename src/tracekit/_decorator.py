@@ -65,7 +65,7 @@ SECRET_NAME = re.compile(
 _INTEGRATION = "manual spans"
 
 # Bound once: the per-call paths below read module globals, not attribute chains.
-_NoOpTracer = trace.NoOpTracer
+_NoOpTracer = _state.Unconfigured
 _get_current = otel_context.get_current
 _get_current_span = trace.get_current_span
 _set_span_in_context = trace.set_span_in_context

@@ -292,7 +292,7 @@ class HttpClient:
                         )
                     )
                 # The context read above is the parent: the SDK need not look it up again.
-                span = _state.tracer.start_span(name, context, _CLIENT, attributes)
+                span = _state.tracer.start_known_span(name, context, _CLIENT, attributes)
                 config.inject(carrier, _set_span_in_context(span, context))
             if carrier:
                 args, kwargs = self.inject(instance, args, kwargs, carrier)
@@ -314,12 +314,10 @@ class HttpClient:
         try:
             if span.is_recording():
                 status, version = self.response_info(response)
-                # One or two attributes: set_attribute each costs less than one set_attributes.
-                span.set_attribute(HTTP_RESPONSE_STATUS_CODE, status)
+                attributes: dict[str, Any] = {HTTP_RESPONSE_STATUS_CODE: status}
                 if version is not None:
-                    span.set_attribute(NETWORK_PROTOCOL_VERSION, version)
+                    attributes[NETWORK_PROTOCOL_VERSION] = version
                 if config.dup or config.capture_response or status >= 400:
-                    attributes: dict[str, Any] = {}
                     if config.dup:
                         attributes[OLD_HTTP_STATUS_CODE] = status
                         if version is not None:
@@ -336,7 +334,7 @@ class HttpClient:
                     if status >= 400:
                         attributes[ERROR_TYPE] = str(status)
                         span.set_status(Status(StatusCode.ERROR))
-                    span.set_attributes(attributes)
+                _state.tracer.set_known_attributes(span, attributes)
         except Exception as exc:
             report(self.integration, exc)
         span.end()

@@ -300,7 +300,7 @@ class ServerRequest:
                 elif status is not None and status >= 500:
                     attributes[ERROR_TYPE] = str(status)
                     span.set_status(Status(StatusCode.ERROR))
-                span.set_attributes(attributes)
+                _state.tracer.set_known_attributes(span, attributes)
         except Exception as internal:
             report(self.integration, internal)
         span.end()
@@ -376,7 +376,7 @@ def start(
                     HTTP_REQUEST_HEADER, config.capture_request, request_headers(), config.sanitize
                 )
             )
-        span = _state.tracer.start_span(name, context=parent, kind=SpanKind.SERVER, attributes=attributes)
+        span = _state.tracer.start_known_span(name, parent, SpanKind.SERVER, attributes)
         return ServerRequest(config, integration, span, trace.set_span_in_context(span, parent), name)
     except Exception as exc:
         report(integration, exc)

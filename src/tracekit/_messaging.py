@@ -420,7 +420,9 @@ class Delivery:
         self.ended = True
         try:
             if self.span.is_recording():
-                self.span.set_attributes(_delivery_attributes(partition, offset, size, self.config.dup))
+                _state.tracer.set_known_attributes(
+                    self.span, _delivery_attributes(partition, offset, size, self.config.dup)
+                )
         except Exception as exc:
             report(self.integration, exc)
         self.span.end()
@@ -487,7 +489,7 @@ def _start_send(producer: Producer, instance: Any, args: Args, kwargs: Kwargs) -
                 links = [Link(origin)]
         name = f"send {topic}" if isinstance(topic, str) and topic else "send"
         # The context read above is the parent: the SDK need not look it up again.
-        span = _state.tracer.start_span(name, parent, _PRODUCER, attributes, links)
+        span = _state.tracer.start_known_span(name, parent, _PRODUCER, attributes, links)
         context = _set_span_in_context(span, parent)
         carrier: dict[str, str] = {}
         config.inject(carrier, context)
@@ -675,9 +677,7 @@ def _process_span(config: _Config, record: _Record, client: Client) -> tuple[tra
     )
     _client_attributes(attributes, client, config.dup)
     name = f"process {topic}" if isinstance(topic, str) and topic else "process"
-    span = _state.tracer.start_span(
-        name, context=parent, kind=SpanKind.CONSUMER, attributes=attributes, links=links
-    )
+    span = _state.tracer.start_known_span(name, parent, SpanKind.CONSUMER, attributes, links)
     return span, trace.set_span_in_context(span, parent)
 
 
@@ -718,7 +718,7 @@ def _receive_failed(
         attributes[MESSAGING_DESTINATION_NAME] = topic
     _client_attributes(attributes, client_of(instance, consumer.client), config.dup)
     name = f"poll {topic}" if isinstance(topic, str) and topic else "poll"
-    span = _state.tracer.start_span(name, kind=SpanKind.CLIENT, attributes=attributes, start_time=start)
+    span = _state.tracer.start_known_span(name, None, SpanKind.CLIENT, attributes, (), start)
     _record_error(span, error_type, exc)
     span.end()
 
@@ -778,9 +778,7 @@ def _batch_received(consumer: Consumer, instance: Any, start: int, records: list
         attributes[MESSAGING_BATCH_MESSAGE_COUNT] = count
         _client_attributes(attributes, client, config.dup)
         name = f"poll {topic}" if isinstance(topic, str) and topic else "poll"
-        span = _state.tracer.start_span(
-            name, kind=SpanKind.CLIENT, attributes=attributes, links=links, start_time=start
-        )
+        span = _state.tracer.start_known_span(name, None, SpanKind.CLIENT, attributes, links, start)
         if errors:
             _record_error(span, errors[0], None)
         span.end()

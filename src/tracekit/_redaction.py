@@ -104,7 +104,7 @@ def header_sanitizer(patterns: Iterable[str]) -> re.Pattern[str] | None:
 
 def captured_headers(
     prefix: str, wanted: Iterable[str], headers: Iterable[tuple[str, str]], sanitize: re.Pattern[str] | None
-) -> dict[str, list[str]]:
+) -> dict[str, tuple[str, ...]]:
     """``{prefix + name: [values]}`` for the ``wanted`` (lowercase) header names found in ``headers``.
 
     Every value of a header whose name ``sanitize`` matches in full is ``[REDACTED]``.
@@ -114,9 +114,9 @@ def captured_headers(
         lower = name.lower()
         if lower in wanted:
             values.setdefault(lower, []).append(str(value))
-    attributes: dict[str, list[str]] = {}
+    attributes: dict[str, tuple[str, ...]] = {}
     for name, found in values.items():
         if sanitize is not None and sanitize.fullmatch(name):
             found = ["[REDACTED]"] * len(found)
-        attributes[prefix + name] = found
+        attributes[prefix + name] = tuple(found)
     return attributes

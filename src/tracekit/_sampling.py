@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace.sampling import (
     TraceIdRatioBased,
 )
 
-__all__ = ["make_sampler"]
+__all__ = ["drops_children_of_unsampled_local_parents", "make_sampler"]
 
 
 def make_sampler(name: str, ratio: float) -> Sampler:
@@ -32,18 +32,28 @@ def make_sampler(name: str, ratio: float) -> Sampler:
 def drops_children_of_unsampled_local_parents(tracer: object) -> bool:
     """Whether ``tracer`` drops, without any trace, every child of an unsampled local parent.
 
-    True for an SDK tracer whose sampler is parent-based with the default (always-off)
-    local-parent-not-sampled sampler, and whose own span metrics are off (they would count
-    the dropped span). Anything unexpected answers ``False``, the safe answer: the span is
-    then made, and sampled, in the ordinary way.
+    True for tracekit's tracer making spans itself, or an SDK tracer whose own span metrics
+    are off (they would count the dropped span), when the sampler is parent-based with the
+    default (always-off) local-parent-not-sampled sampler. Anything unexpected answers
+    ``False``, the safe answer: the span is then made, and sampled, in the ordinary way.
     """
-    from opentelemetry.sdk.trace import Tracer
+    from opentelemetry.sdk.trace import Tracer as SdkTracer
     from opentelemetry.sdk.trace.sampling import Decision, StaticSampler
 
-    if type(tracer) is not Tracer or not isinstance(tracer.sampler, ParentBased):
+    from tracekit._tracer import Tracer
+
+    if type(tracer) is Tracer:
+        if not tracer.fast:
+            return drops_children_of_unsampled_local_parents(tracer._delegate)
+        sampler = tracer._sampler
+    elif type(tracer) is SdkTracer:
+        metrics = getattr(tracer, "_tracer_metrics", None)
+        if metrics is not None and type(metrics).__name__ != "NoOpTracerMetrics":
+            return False
+        sampler = tracer.sampler
+    else:
         return False
-    delegate = getattr(tracer.sampler, "_local_parent_not_sampled", None)
-    if not isinstance(delegate, StaticSampler) or getattr(delegate, "_decision", None) is not Decision.DROP:
+    if not isinstance(sampler, ParentBased):
         return False
-    metrics = getattr(tracer, "_tracer_metrics", None)
-    return metrics is None or type(metrics).__name__ == "NoOpTracerMetrics"
+    delegate = getattr(sampler, "_local_parent_not_sampled", None)
+    return isinstance(delegate, StaticSampler) and getattr(delegate, "_decision", None) is Decision.DROP

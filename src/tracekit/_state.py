@@ -7,22 +7,43 @@ exactly one place to read it and one ``reset()`` that puts the process back as i
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 
 if TYPE_CHECKING:
     from tracekit._configure import Tracing
+    from tracekit._tracer import Tracer
 
-__all__ = ["current", "integration_status", "tracer", "wanted_integrations"]
+__all__ = ["Unconfigured", "current", "integration_status", "tracer", "wanted_integrations"]
+
+
+class Unconfigured(trace.NoOpTracer):
+    """The tracer before ``configure()``: the API's no-op tracer, with tracekit's extra method."""
+
+    def start_known_span(
+        self,
+        name: str,
+        context: Context | None,
+        kind: trace.SpanKind,
+        attributes: Mapping[str, Any],
+        links: Sequence[trace.Link] | None = (),
+        start_time: int | None = None,
+    ) -> trace.Span:
+        return trace.INVALID_SPAN
+
+    def set_known_attributes(self, span: trace.Span, attributes: Mapping[str, Any]) -> None:
+        span.set_attributes(attributes)
+
 
 #: The handle returned by the first successful ``configure()``; ``None`` before and after shutdown.
 current: Tracing | None = None
 
-#: tracekit's own tracer. Until ``configure()`` runs it is the API's no-op tracer, so manual
-#: spans made at import time cost next to nothing and never fail.
-tracer: trace.Tracer = trace.NoOpTracer()
+#: tracekit's own tracer (:class:`tracekit._tracer.Tracer`). Until ``configure()`` runs it is
+#: a no-op tracer, so manual spans made at import time cost next to nothing and never fail.
+tracer: Tracer | Unconfigured = Unconfigured()
 
 #: The log record factory that ``configure()`` chained in front of the application's (it
 #: puts trace ids on records); ``None`` when log correlation is not installed.

@@ -1,0 +1,364 @@
+"""tracekit's tracer: the SDK's spans, made without the SDK tracer's per-call overhead.
+
+Integrations start a span for every request, query and message, with attributes that
+tracekit's own code built from semantic-convention names and plain values. The SDK's tracer
+re-validates each of those attributes (about a third of the cost of a span), looks the
+parent span up three times, and goes through its generic constructor. :class:`Tracer` makes
+the same spans, instances of the SDK's own :class:`~opentelemetry.sdk.trace.Span` that
+processors, exporters and application code cannot tell apart, with:
+
+* the SDK tracer's sampler, id generator, trace flags, span limits, resource, scope and
+  span processor, used exactly as the SDK uses them;
+* *known attributes* (:meth:`Tracer.start_known_span`, :meth:`Tracer.set_known_attributes`),
+  stored as given when nothing could change them: every value exactly a ``str``, ``bool``,
+  ``int`` or ``float``, no value-length limit, and room under the count limit. Otherwise,
+  and for every other attribute, the SDK's validation.
+
+Known attributes are those tracekit's own code builds under semantic-convention names: their
+keys are valid by construction, and the exact-type check above keeps a stray value (``None``,
+``bytes``, a list) from reaching an exporter unvalidated. The test suite sets
+:data:`VERIFY_KNOWN_ATTRIBUTES`, so every known attribute written in any test is also
+checked against what the SDK would have stored.
+
+The tracer writes the SDK span's fields itself, so it is used only where the installed SDK
+lays its spans out as this module expects (checked against a span the SDK constructed);
+anywhere else it hands every call to the SDK's tracer unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from threading import Lock
+from time import time_ns
+from typing import Any
+
+from opentelemetry import trace
+from opentelemetry.attributes import BoundedAttributes
+from opentelemetry.context import Context
+from opentelemetry.sdk import trace as sdk_trace
+from opentelemetry.sdk.trace.sampling import Decision
+from opentelemetry.sdk.util import BoundedList
+from opentelemetry.trace import (
+    INVALID_SPAN_CONTEXT,
+    Link,
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+)
+from opentelemetry.util._decorator import _agnosticcontextmanager
+from opentelemetry.util.types import Attributes
+
+__all__ = ["VERIFY_KNOWN_ATTRIBUTES", "Tracer"]
+
+logger = logging.getLogger("tracekit")
+
+#: When true, every known attribute is checked against what the SDK would store, and a
+#: difference raises :class:`AssertionError` (the test suite turns this on).
+VERIFY_KNOWN_ATTRIBUTES = False
+
+_new = object.__new__
+#: Value types stored as given; anything else (tuples included) goes through validation.
+_PLAIN = frozenset({str, bool, int, float})
+_get_current_span = trace.get_current_span
+_UNSET = Status(StatusCode.UNSET)
+_RANDOM = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)
+#: Trace flags by (sampled, random trace id).
+_FLAGS = {
+    (sampled, random): TraceFlags((TraceFlags.SAMPLED if sampled else 0) | (_RANDOM if random else 0))
+    for sampled in (False, True)
+    for random in (False, True)
+}
+
+
+def _always() -> bool:
+    return True
+
+
+class _Span(sdk_trace.Span):
+    """An SDK span made by :class:`Tracer`; it behaves in every way as the SDK's own."""
+
+
+def _plain(attributes: Mapping[str, Any]) -> bool:
+    """Whether every value is exactly a ``str``, ``bool``, ``int`` or ``float``."""
+    for value in attributes.values():  # noqa: SIM110 (a loop costs less than all() over a generator)
+        if value.__class__ not in _PLAIN:
+            return False
+    return True
+
+
+def _verify(attributes: Mapping[str, Any]) -> None:
+    stored = dict(BoundedAttributes(None, attributes, immutable=False))
+    for key, value in attributes.items():
+        if key not in stored or stored[key] != value or type(stored[key]) is not type(value):
+            raise AssertionError(
+                f"known attribute {key}={value!r} would be stored by the SDK as {stored.get(key)!r}"
+            )
+
+
+class Tracer(trace.Tracer):
+    """Starts spans as ``tracer`` does; with less work per span when ``tracer`` is the SDK's.
+
+    When ``tracer`` is not exactly the SDK's tracer, when it would not make spans the
+    ordinary way (the SDK's own span metrics switched on), or when the installed SDK's span
+    layout is not the expected one, every call is handed to ``tracer`` unchanged (known
+    attributes then go through its validation too).
+    """
+
+    def __init__(self, tracer: trace.Tracer) -> None:
+        self._delegate: trace.Tracer | None = tracer
+        try:
+            reason = self._take_over(tracer)
+        except Exception as exc:  # an SDK this module does not know
+            reason = f"{type(exc).__name__}: {exc}"
+        if reason is None:
+            self._delegate = None
+        elif type(tracer) is sdk_trace.Tracer:
+            logger.debug("tracekit: integrations use the SDK's tracer as it is (%s)", reason)
+
+    def _take_over(self, tracer: trace.Tracer) -> str | None:
+        """Prepare to make ``tracer``'s spans; why it cannot, or ``None``."""
+        if type(tracer) is not sdk_trace.Tracer:
+            return "not the SDK's tracer"
+        metrics = getattr(tracer, "_tracer_metrics", None)
+        if metrics is not None and type(metrics).__name__ != "NoOpTracerMetrics":
+            return "the SDK's span metrics are on"
+        # Read at every span, as the SDK does: a fork updates the resource, a tracer
+        # configurator may switch the tracer off.
+        self._sdk = tracer
+        self._enabled = getattr(tracer, "_is_enabled", _always)
+        limits: sdk_trace.SpanLimits = tracer._span_limits
+        self._sampler = tracer.sampler
+        self._ids = tracer.id_generator
+        self._random_ids = bool(self._ids.is_trace_id_random())
+        self._processor = tracer.span_processor
+        self._limits = limits
+        # Known attributes go in as given when no limit could change them.
+        self._max_known = (
+            -1
+            if limits.max_span_attribute_length is not None
+            else (1 << 62 if limits.max_span_attributes is None else limits.max_span_attributes)
+        )
+        self._span_fields: dict[str, Any] = {
+            "_kind": SpanKind.INTERNAL,
+            "_instrumentation_info": tracer.instrumentation_info,
+            "_instrumentation_scope": tracer._instrumentation_scope,
+            "_end_time": None,
+            "_status": _UNSET,
+            "_sampler": self._sampler,
+            "_trace_config": None,
+            "_record_exception": True,
+            "_set_status_on_exception": True,
+            "_span_processor": self._processor,
+            "_limits": limits,
+            "_record_end_metrics": None,
+        }
+        self._attribute_fields: dict[str, Any] = {
+            "maxlen": limits.max_span_attributes,
+            "dropped": 0,
+            "max_value_len": limits.max_span_attribute_length,
+            "_immutable": False,
+        }
+        return self._layout_mismatch(tracer)
+
+    def _layout_mismatch(self, tracer: sdk_trace.Tracer) -> str | None:
+        """How the installed SDK's spans differ from what :meth:`_build` writes; ``None`` if not."""
+        reference = sdk_trace._Span(
+            "tracekit layout check",
+            INVALID_SPAN_CONTEXT,
+            resource=tracer.resource,
+            limits=self._limits,
+            attributes={"a": 1},
+        )
+        made = self._build(
+            "tracekit layout check", INVALID_SPAN_CONTEXT, None, SpanKind.INTERNAL, {"a": 1}, True, (), 0
+        )
+        if set(vars(made)) != set(vars(reference)):
+            return f"SDK span fields differ: {sorted(set(vars(made)) ^ set(vars(reference)))}"
+        if set(vars(made._attributes)) != set(vars(reference._attributes)):
+            return "SDK attribute store fields differ"
+        return None
+
+    @property
+    def fast(self) -> bool:
+        """Whether this tracer makes the spans itself rather than handing calls on."""
+        return self._delegate is None
+
+    def start_span(
+        self,
+        name: str,
+        context: Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = (),
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+    ) -> trace.Span:
+        """As the SDK's ``Tracer.start_span``: every attribute is validated."""
+        return self._start(
+            name,
+            context,
+            kind,
+            attributes,
+            links,
+            start_time,
+            False,
+            record_exception,
+            set_status_on_exception,
+        )
+
+    def start_known_span(
+        self,
+        name: str,
+        context: Context | None,
+        kind: SpanKind,
+        attributes: Mapping[str, Any],
+        links: Sequence[Link] | None = (),
+        start_time: int | None = None,
+    ) -> trace.Span:
+        """A span whose initial ``attributes`` are known attributes (see the module's docstring).
+
+        ``attributes`` is copied, so a cached mapping can be passed.
+        """
+        return self._start(name, context, kind, attributes, links, start_time, True)
+
+    def set_known_attributes(self, span: trace.Span, attributes: Mapping[str, Any]) -> None:
+        """``span.set_attributes(attributes)`` for known attributes: stored as given where it can."""
+        if type(span) is _Span:
+            store: BoundedAttributes = span._attributes  # type: ignore[assignment]
+            if store.max_value_len is None and _plain(attributes):
+                if VERIFY_KNOWN_ATTRIBUTES:
+                    _verify(attributes)
+                with span._lock:
+                    if span._end_time is None and (
+                        store.maxlen is None or len(store._dict) + len(attributes) <= store.maxlen
+                    ):
+                        store._dict.update(attributes)
+                        return
+        span.set_attributes(attributes)
+
+    @_agnosticcontextmanager
+    def start_as_current_span(
+        self,
+        name: str,
+        context: Context | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = (),
+        start_time: int | None = None,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+        end_on_exit: bool = True,
+    ) -> Iterator[trace.Span]:
+        """As the SDK's ``Tracer.start_as_current_span``."""
+        span = self.start_span(
+            name, context, kind, attributes, links, start_time, record_exception, set_status_on_exception
+        )
+        with trace.use_span(
+            span,
+            end_on_exit=end_on_exit,
+            record_exception=record_exception,
+            set_status_on_exception=set_status_on_exception,
+        ) as current:
+            yield current
+
+    def _start(
+        self,
+        name: str,
+        context: Context | None,
+        kind: SpanKind,
+        attributes: Attributes,
+        links: Sequence[Link] | None,
+        start_time: int | None,
+        known: bool,
+        record_exception: bool = True,
+        set_status_on_exception: bool = True,
+    ) -> trace.Span:
+        if self._delegate is not None:
+            return self._delegate.start_span(
+                name, context, kind, attributes, links, start_time, record_exception, set_status_on_exception
+            )
+        parent: SpanContext | None = _get_current_span(context).get_span_context()
+        if not self._enabled():
+            return NonRecordingSpan(INVALID_SPAN_CONTEXT if parent is None else parent)
+        if parent is None or not parent.is_valid:
+            parent = None
+            trace_id = self._ids.generate_trace_id()
+            random = self._random_ids
+        else:
+            trace_id = parent.trace_id
+            random = bool(parent.trace_flags & _RANDOM)
+        links = links or ()
+        result = self._sampler.should_sample(context, trace_id, name, kind, attributes, links)
+        decision = result.decision
+        span_context = SpanContext(
+            trace_id,
+            self._ids.generate_span_id(),
+            is_remote=False,
+            trace_flags=_FLAGS[decision is Decision.RECORD_AND_SAMPLE, random],
+            trace_state=result.trace_state,
+        )
+        if decision is Decision.DROP:
+            return NonRecordingSpan(span_context)
+        # The built-in samplers hand the span's attributes through unchanged, as a view.
+        given = result.attributes
+        span = self._build(
+            name,
+            span_context,
+            parent,
+            kind,
+            given,
+            known and attributes is not None and len(given) == len(attributes),
+            links,
+            time_ns() if start_time is None else start_time,
+        )
+        if not (record_exception and set_status_on_exception):
+            span._record_exception = record_exception
+            span._set_status_on_exception = set_status_on_exception
+        self._processor.on_start(span, parent_context=context)
+        return span
+
+    def _build(
+        self,
+        name: str,
+        span_context: SpanContext,
+        parent: SpanContext | None,
+        kind: SpanKind,
+        attributes: Mapping[str, Any],
+        known: bool,
+        links: Sequence[Link],
+        start_time: int,
+    ) -> _Span:
+        """The started span, its fields written as the SDK's constructor writes them."""
+        span = _new(_Span)
+        span.__dict__.update(self._span_fields)
+        span._name = name
+        span._context = span_context
+        span._parent = parent
+        span._kind = kind
+        span._resource = self._sdk.resource
+        span._lock = Lock()
+        if known and len(attributes) <= self._max_known and _plain(attributes):
+            if VERIFY_KNOWN_ATTRIBUTES:
+                _verify(attributes)
+            store = _new(BoundedAttributes)
+            store.__dict__.update(self._attribute_fields)
+            store._dict = dict(attributes)
+            store._lock = Lock()
+        else:
+            limits = self._limits
+            store = BoundedAttributes(
+                limits.max_span_attributes,
+                attributes,
+                immutable=False,
+                max_value_len=limits.max_span_attribute_length,
+            )
+        span._attributes = store
+        span._events = BoundedList(self._limits.max_events)
+        span._links = span._new_links(links)
+        span._start_time = start_time
+        return span
