@@ -342,6 +342,55 @@ def test_configure_installs_the_propagators_in_order() -> None:
     assert baggage.get_all(extracted) == {"user": "alice"}
 
 
+PROPAGATOR_SETS = [
+    ["tracecontext", "baggage"],
+    ["baggage", "tracecontext"],
+    ["tracecontext"],
+    ["baggage"],
+    ["none"],
+    ["tracecontext", "b3"],
+    ["b3multi", "baggage"],
+]
+
+
+@pytest.mark.parametrize("names", PROPAGATOR_SETS, ids=["+".join(n) for n in PROPAGATOR_SETS])
+@pytest.mark.parametrize("state", ["", "vendor=value"])
+@pytest.mark.parametrize("entries", [{}, {"user": "alice"}])
+def test_span_injector_sends_what_propagate_inject_sends(
+    names: list[str], state: str, entries: dict[str, str]
+) -> None:
+    from opentelemetry import propagate
+
+    from tracekit._propagation import span_injector
+
+    tracekit.configure(exporters=[], propagators=names)
+    parent = _context(entries=entries)
+    # The span is a child of the span in ``parent``: the injected ids must be the child's.
+    span = NonRecordingSpan(
+        SpanContext(TRACE_ID, 0x0123456789ABCDEF, False, TraceFlags(1), TraceState.from_header([state]))
+    )
+    expected: dict[str, str] = {}
+    propagate.inject(expected, trace.set_span_in_context(span, parent))
+    carrier: dict[str, str] = {}
+    span_injector()(carrier, span, parent)
+    assert carrier == expected
+    assert bool(expected) == (names != ["none"] and (names != ["baggage"] or bool(entries)))
+    assert SPAN_HEX not in str(expected)
+
+
+def test_span_injector_follows_a_global_propagator_set_after_configure() -> None:
+    from opentelemetry import propagate
+
+    from tracekit._propagation import span_injector
+
+    tracekit.configure(exporters=[])
+    inject = span_injector()
+    propagate.set_global_textmap(make_propagator(["b3"]))
+    carrier: dict[str, str] = {}
+    inject(carrier, NonRecordingSpan(SpanContext(TRACE_ID, SPAN_ID, False, TraceFlags(1))), Context())
+    assert carrier == {"b3": f"{TRACE_HEX}-{SPAN_HEX}-1"}
+
+
 # --------------------------------------------------------------------------- reference readings
 
 

@@ -9,6 +9,8 @@ import weakref
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from opentelemetry import context as otel_context
+
 import tracekit
 from tracekit import _state
 from tracekit.testing import SpanRecorder
@@ -85,12 +87,20 @@ def test_uninstrumented_threads_start_with_an_empty_context(spans: SpanRecorder)
 
 
 def test_a_pool_worker_thread_does_not_keep_the_first_submitters_span(spans: SpanRecorder) -> None:
+    class Probe:
+        """Rides in the submitter's context; only that context refers to it."""
+
     with ThreadPoolExecutor(max_workers=1) as pool:
-        with _state.tracer.start_as_current_span("parent") as parent:
-            pool.submit(_child, "first").result(timeout=10)  # starts the worker thread
-        reference = weakref.ref(parent)
-        del parent
+        probe = Probe()
+        token = otel_context.attach(otel_context.set_value("tracekit.test.probe", probe))
+        try:
+            with _state.tracer.start_as_current_span("parent"):
+                pool.submit(_child, "first").result(timeout=10)  # starts the worker thread
+        finally:
+            otel_context.detach(token)
+        reference = weakref.ref(probe)
+        del probe
         gc.collect()
-        assert reference() is None, "the worker thread still holds the parent span's context"
+        assert reference() is None, "the worker thread still holds the first submitter's context"
     seen = _parents(spans)
     assert seen["first"] == seen["parent#id"]

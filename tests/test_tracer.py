@@ -18,8 +18,25 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased, TraceIdRatioBased
-from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.sdk.trace.sampling import (
+    ALWAYS_OFF,
+    ALWAYS_ON,
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    TraceState,
+)
 
 import tracekit
 from tracekit import _state, _tracer
@@ -246,11 +263,30 @@ def test_processors_see_the_span_start_with_its_parent_context(pipeline: Any) ->
     assert seen == [("GET", parent)]
 
 
-@pytest.mark.parametrize(
-    "sampler",
-    [ParentBased(ALWAYS_OFF), TraceIdRatioBased(0.5), ParentBased(TraceIdRatioBased(0.5))],
-    ids=["parentbased_always_off", "traceidratio", "parentbased_traceidratio"],
-)
+class _Annotating(Sampler):
+    """A sampler of the application's own: it keeps every other trace and adds an attribute."""
+
+    def should_sample(self, parent_context: Any, trace_id: int, name: str, *args: Any, **kw: Any) -> Any:
+        decision = Decision.RECORD_AND_SAMPLE if trace_id % 2 else Decision.RECORD_ONLY
+        return SamplingResult(decision, {"sampler.note": name}, TraceState([("vendor", "x")]))
+
+    def get_description(self) -> str:
+        return "annotating"
+
+
+SAMPLERS = {
+    "parentbased_always_off": ParentBased(ALWAYS_OFF),
+    "parentbased_always_on": ParentBased(ALWAYS_ON),
+    "traceidratio": TraceIdRatioBased(0.5),
+    "parentbased_traceidratio": ParentBased(TraceIdRatioBased(0.5)),
+    "parentbased_mixed": ParentBased(
+        TraceIdRatioBased(0.25), remote_parent_not_sampled=ALWAYS_ON, local_parent_sampled=ALWAYS_OFF
+    ),
+    "application's own": _Annotating(),
+}
+
+
+@pytest.mark.parametrize("sampler", SAMPLERS.values(), ids=SAMPLERS.keys())
 def test_sampling_and_trace_flags_match_the_sdk(sampler: Any) -> None:
     class Replayed(RandomIdGenerator):
         """Hands out the same trace ids to both tracers, so their sampling can be compared."""
@@ -265,6 +301,8 @@ def test_sampling_and_trace_flags_match_the_sdk(sampler: Any) -> None:
     provider = TracerProvider(sampler=sampler, id_generator=ids, shutdown_on_exit=False)
     sdk = provider.get_tracer("tests")
     ours = Tracer(sdk)
+    # The samplers the specification defines are decided in line; any other is called.
+    assert (ours._decide is None) == isinstance(sampler, _Annotating)
     unsampled_parent = trace.set_span_in_context(
         NonRecordingSpan(SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(0)))
     )
@@ -275,12 +313,29 @@ def test_sampling_and_trace_flags_match_the_sdk(sampler: Any) -> None:
         assert mine.is_recording() == theirs.is_recording()
         assert mine.get_span_context().trace_id == theirs.get_span_context().trace_id == trace_id
         assert mine.get_span_context().trace_flags == theirs.get_span_context().trace_flags
+        assert mine.get_span_context().trace_state == theirs.get_span_context().trace_state
+        if theirs.is_recording():
+            assert dict(mine.attributes) == dict(theirs.attributes)  # type: ignore[attr-defined]
         theirs.end()
         mine.end()
-    child, theirs = ours.start_span("child", unsampled_parent), sdk.start_span("child", unsampled_parent)
-    assert child.is_recording() == theirs.is_recording()
-    assert child.get_span_context().trace_id == 0xABC
-    assert child.get_span_context().trace_flags == theirs.get_span_context().trace_flags
+    sampled_parent = trace.set_span_in_context(
+        NonRecordingSpan(
+            SpanContext(
+                0xABC, 0xDEF, is_remote=False, trace_flags=TraceFlags(1), trace_state=TraceState([("a", "b")])
+            )
+        )
+    )
+    for parent in (unsampled_parent, sampled_parent):
+        child, theirs = (
+            ours.start_span("child", parent, attributes={"k": 1}),
+            sdk.start_span("child", parent, attributes={"k": 1}),
+        )
+        assert child.is_recording() == theirs.is_recording()
+        assert child.get_span_context().trace_id == 0xABC
+        assert child.get_span_context().trace_flags == theirs.get_span_context().trace_flags
+        assert child.get_span_context().trace_state == theirs.get_span_context().trace_state
+        if theirs.is_recording():
+            assert dict(child.attributes) == dict(theirs.attributes)  # type: ignore[attr-defined]
     provider.shutdown()
 
 

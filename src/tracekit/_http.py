@@ -31,6 +31,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from tracekit import _state
+from tracekit._propagation import span_injector
 from tracekit._redaction import captured_headers, header_sanitizer, redact_url
 from tracekit._safety import report
 from tracekit._semconv import (
@@ -164,13 +165,22 @@ def protocol_version(value: object) -> str | None:
 class _Config:
     """What the settings say about HTTP client spans, resolved once per configuration."""
 
-    __slots__ = ("capture_request", "capture_response", "dup", "excluded", "inject", "sanitize")
+    __slots__ = (
+        "capture_request",
+        "capture_response",
+        "dup",
+        "excluded",
+        "inject",
+        "inject_span",
+        "sanitize",
+    )
 
     def __init__(self, integration: str, settings: Any) -> None:
         # Imported here, once configure() has loaded it safely (see tracekit._propagation).
         from opentelemetry import propagate
 
         self.inject = propagate.inject
+        self.inject_span = span_injector()
         patterns = getattr(settings, f"{integration}_excluded_urls", ()) or settings.excluded_urls
         self.excluded = re.compile("|".join(f"(?:{p})" for p in patterns)) if patterns else None
         self.capture_request = tuple(
@@ -293,7 +303,7 @@ class HttpClient:
                     )
                 # The context read above is the parent: the SDK need not look it up again.
                 span = _state.tracer.start_known_span(name, context, _CLIENT, attributes)
-                config.inject(carrier, _set_span_in_context(span, context))
+                config.inject_span(carrier, span, context)
             if carrier:
                 args, kwargs = self.inject(instance, args, kwargs, carrier)
             token = _enter_layer(True)

@@ -43,6 +43,7 @@ from opentelemetry.propagators.textmap import Getter
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
 from tracekit import _state
+from tracekit._propagation import span_injector
 from tracekit._safety import report
 from tracekit._semconv import (
     ERROR_TYPE,
@@ -182,13 +183,13 @@ def _with_context(headers: Any, carrier: dict[str, str], replaced: frozenset[str
 class _Config:
     """What the settings say about messaging spans, resolved once per configuration."""
 
-    __slots__ = ("dup", "extract", "fields", "inject")
+    __slots__ = ("dup", "extract", "fields", "inject_span")
 
     def __init__(self, settings: Any) -> None:
         # Imported here, once configure() has loaded it safely (see tracekit._propagation).
         from opentelemetry import propagate
 
-        self.inject = propagate.inject
+        self.inject_span = span_injector()
         self.extract = propagate.extract
         self.fields = frozenset(name.lower() for name in propagate.get_global_textmap().fields)
         self.dup = "messaging/dup" in settings.semconv_opt_in
@@ -492,7 +493,7 @@ def _start_send(producer: Producer, instance: Any, args: Args, kwargs: Kwargs) -
         span = _state.tracer.start_known_span(name, parent, _PRODUCER, attributes, links)
         context = _set_span_in_context(span, parent)
         carrier: dict[str, str] = {}
-        config.inject(carrier, context)
+        config.inject_span(carrier, span, parent)
         if carrier:
             copied = _with_context(headers, carrier, config.fields)
             if copied is not None:

@@ -28,7 +28,11 @@ from opentelemetry.propagators.textmap import (
     default_setter,
 )
 
-__all__ = ["install_global", "make_propagator"]
+__all__ = ["install_global", "make_propagator", "span_injector"]
+
+#: The composite :func:`make_propagator` built last, when it holds nothing but tracekit's
+#: W3C Trace Context and W3C Baggage: ``(composite, trace context, baggage)``.
+_direct: tuple[TextMapPropagator | None, Any, TextMapPropagator | None] = (None, None, None)
 
 
 class _Checked(TextMapPropagator):
@@ -170,7 +174,44 @@ def make_propagator(names: Sequence[str]) -> CompositePropagator:
     Extraction runs in order, so when two formats carry a context, the later one wins, as
     the specification's composite propagator does.
     """
-    return CompositePropagator([_FACTORIES[name]() for name in names if name != "none"])
+    global _direct
+    used = [name for name in names if name != "none"]
+    propagators = [_FACTORIES[name]() for name in used]
+    composite = CompositePropagator(propagators)
+    by_name = dict(zip(used, propagators, strict=True))
+    if set(used) <= {"tracecontext", "baggage"} and len(by_name) == len(used):
+        _direct = (composite, by_name.get("tracecontext"), by_name.get("baggage"))
+    else:
+        _direct = (None, None, None)
+    return composite
+
+
+def span_injector() -> Callable[[dict[str, str], trace.Span, Context], None]:
+    """``inject(carrier, span, parent)``: the global propagator's fields for ``span``.
+
+    The same as ``propagate.inject(carrier, set_span_in_context(span, parent))``. While the
+    global propagator is the one :func:`make_propagator` built from ``tracecontext`` and
+    ``baggage`` alone (the default), ``traceparent`` is formatted straight from the span,
+    without making a context for it or looking the span up again.
+    """
+    # Imported here, once configure() has loaded it safely (see install_global).
+    from opentelemetry import propagate
+
+    get_global_textmap = propagate.get_global_textmap
+    set_span_in_context = trace.set_span_in_context
+
+    def inject(carrier: dict[str, str], span: trace.Span, parent: Context) -> None:
+        textmap = get_global_textmap()
+        composite, tracecontext, baggage = _direct
+        if textmap is not composite:
+            textmap.inject(carrier, set_span_in_context(span, parent))
+            return
+        if tracecontext is not None:
+            tracecontext.inject_span_context(carrier, span.get_span_context())
+        if baggage is not None:
+            baggage.inject(carrier, parent)
+
+    return inject
 
 
 def install_global(propagator: TextMapPropagator) -> TextMapPropagator:

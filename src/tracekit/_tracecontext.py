@@ -157,6 +157,15 @@ class TraceContextPropagator(TextMapPropagator):
         if span_context.trace_state:
             setter.set(carrier, TRACESTATE, span_context.trace_state.to_header())
 
+    @staticmethod
+    def inject_span_context(carrier: dict[str, str], span_context: SpanContext) -> None:
+        """:meth:`inject` of the context of a span at hand, into a plain ``dict`` carrier."""
+        if not span_context.is_valid:
+            return
+        carrier[TRACEPARENT] = format_traceparent(span_context)
+        if span_context.trace_state:
+            carrier[TRACESTATE] = span_context.trace_state.to_header()
+
     @property
     def fields(self) -> set[str]:
         return {TRACEPARENT, TRACESTATE}

@@ -28,16 +28,23 @@ anywhere else it hands every call to the SDK's tracer unchanged.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from threading import Lock
 from time import time_ns
+from types import MappingProxyType
 from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk import trace as sdk_trace
-from opentelemetry.sdk.trace.sampling import Decision
+from opentelemetry.sdk.trace.sampling import (
+    Decision,
+    ParentBased,
+    Sampler,
+    StaticSampler,
+    TraceIdRatioBased,
+)
 from opentelemetry.sdk.util import BoundedList
 from opentelemetry.trace import (
     INVALID_SPAN_CONTEXT,
@@ -61,6 +68,8 @@ logger = logging.getLogger("tracekit")
 VERIFY_KNOWN_ATTRIBUTES = False
 
 _new = object.__new__
+_NO_ATTRIBUTES: Mapping[str, Any] = MappingProxyType({})
+_SAMPLED = TraceFlags.SAMPLED
 #: Value types stored as given; anything else (tuples included) goes through validation.
 _PLAIN = frozenset({str, bool, int, float})
 _get_current_span = trace.get_current_span
@@ -78,8 +87,122 @@ def _always() -> bool:
     return True
 
 
+#: Span fields made on first use: most spans never get an event or a link.
+_ON_FIRST_USE = frozenset({"_events", "_links"})
+#: Whether the SDK's span processors have the ``_on_ending`` hook that ``end()`` calls.
+_ON_ENDING = hasattr(sdk_trace.SynchronousMultiSpanProcessor, "_on_ending")
+_sdk_logger = logging.getLogger(sdk_trace.__name__)
+
+
 class _Span(sdk_trace.Span):
-    """An SDK span made by :class:`Tracer`; it behaves in every way as the SDK's own."""
+    """An SDK span made by :class:`Tracer`; it behaves in every way as the SDK's own.
+
+    Two things differ inside, neither visible through the API or to processors: the event
+    and link lists are made when first used, and :meth:`end` hands processors the span
+    itself rather than a copy (every mutator refuses an ended span, so it is as frozen as
+    the copy would be). A queued span then costs one object fewer to make and hold.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for a field not yet made.
+        if name == "_events":
+            value: Any = BoundedList(self._limits.max_events)
+        elif name == "_links":
+            value = BoundedList(self._limits.max_links)
+        else:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        setattr(self, name, value)
+        return value
+
+    def end(self, end_time: int | None = None) -> None:
+        with self._lock:
+            if self._start_time is None:
+                raise RuntimeError("Calling end() on a not started span.")
+            if self._end_time is not None:
+                _sdk_logger.warning("Calling end() on an ended span.")
+                return
+            self._end_time = end_time if end_time is not None else time_ns()
+            self._attributes._immutable = True  # type: ignore[union-attr]
+        processor = self._span_processor
+        if _ON_ENDING:
+            processor._on_ending(self)
+        processor.on_end(self)
+
+    def _readable_span(self) -> sdk_trace.ReadableSpan:
+        return self
+
+    def _made(self, name: str) -> Any:
+        """The field ``name`` if it was made, else ``None`` (without making it)."""
+        return vars(self).get(name)
+
+    @property
+    def events(self) -> Sequence[sdk_trace.Event]:
+        events = self._made("_events")
+        return () if events is None else tuple(events)
+
+    @property
+    def links(self) -> Sequence[Link]:
+        links = self._made("_links")
+        return () if links is None else tuple(links)
+
+    @property
+    def dropped_events(self) -> int:
+        events = self._made("_events")
+        return 0 if events is None else int(events.dropped)
+
+    @property
+    def dropped_links(self) -> int:
+        links = self._made("_links")
+        return 0 if links is None else int(links.dropped)
+
+
+def _decider(sampler: Sampler) -> Callable[[SpanContext | None, int], Decision] | None:
+    """``sampler``'s decision for ``(valid parent or None, trace id)``, made in line.
+
+    For the samplers the specification defines and tracekit builds from
+    ``OTEL_TRACES_SAMPLER`` (always on / off, trace id ratio, parent-based over those), so
+    a span costs no sampler call, no sampling result and no parent look-ups. ``None`` for
+    any other sampler, whose ``should_sample`` is then called as the SDK calls it.
+    """
+
+    def plain(delegate: Sampler) -> Callable[[int], Decision] | None:
+        method = type(delegate).should_sample
+        if method is StaticSampler.should_sample:
+            fixed: Decision = delegate._decision  # type: ignore[attr-defined]
+            return lambda trace_id: fixed
+        if method is TraceIdRatioBased.should_sample:
+            limit, bound = TraceIdRatioBased.TRACE_ID_LIMIT, delegate.bound  # type: ignore[attr-defined]
+            sample, drop = Decision.RECORD_AND_SAMPLE, Decision.DROP
+            return lambda trace_id: sample if trace_id & limit < bound else drop
+        return None
+
+    if type(sampler).should_sample is not ParentBased.should_sample:
+        alone = plain(sampler)
+        if alone is None:
+            return None
+        return lambda parent, trace_id: alone(trace_id)
+    names = (
+        "_root",
+        "_remote_parent_sampled",
+        "_remote_parent_not_sampled",
+        "_local_parent_sampled",
+        "_local_parent_not_sampled",
+    )
+    delegates = [plain(getattr(sampler, name)) for name in names]
+    if any(delegate is None for delegate in delegates):
+        return None
+    root, remote_sampled, remote_unsampled, local_sampled, local_unsampled = delegates
+
+    def decide(parent: SpanContext | None, trace_id: int) -> Decision:
+        if parent is None:
+            return root(trace_id)  # type: ignore[misc]
+        if parent.is_remote:
+            chosen = remote_sampled if parent.trace_flags & _SAMPLED else remote_unsampled
+        else:
+            chosen = local_sampled if parent.trace_flags & _SAMPLED else local_unsampled
+        return chosen(trace_id)  # type: ignore[misc]
+
+    return decide
 
 
 def _plain(attributes: Mapping[str, Any]) -> bool:
@@ -132,6 +255,7 @@ class Tracer(trace.Tracer):
         self._enabled = getattr(tracer, "_is_enabled", _always)
         limits: sdk_trace.SpanLimits = tracer._span_limits
         self._sampler = tracer.sampler
+        self._decide = _decider(self._sampler)
         self._ids = tracer.id_generator
         self._random_ids = bool(self._ids.is_trace_id_random())
         self._processor = tracer.span_processor
@@ -176,8 +300,9 @@ class Tracer(trace.Tracer):
         made = self._build(
             "tracekit layout check", INVALID_SPAN_CONTEXT, None, SpanKind.INTERNAL, {"a": 1}, True, (), 0
         )
-        if set(vars(made)) != set(vars(reference)):
-            return f"SDK span fields differ: {sorted(set(vars(made)) ^ set(vars(reference)))}"
+        fields = set(vars(made)) | _ON_FIRST_USE
+        if fields != set(vars(reference)):
+            return f"SDK span fields differ: {sorted(fields ^ set(vars(reference)))}"
         if set(vars(made._attributes)) != set(vars(reference._attributes)):
             return "SDK attribute store fields differ"
         return None
@@ -293,19 +418,26 @@ class Tracer(trace.Tracer):
             trace_id = parent.trace_id
             random = bool(parent.trace_flags & _RANDOM)
         links = links or ()
-        result = self._sampler.should_sample(context, trace_id, name, kind, attributes, links)
-        decision = result.decision
+        decide = self._decide
+        given: Mapping[str, Any]
+        if decide is not None:
+            decision = decide(parent, trace_id)
+            trace_state = None if parent is None else parent.trace_state
+            given = attributes or _NO_ATTRIBUTES
+        else:
+            result = self._sampler.should_sample(context, trace_id, name, kind, attributes, links)
+            decision, trace_state = result.decision, result.trace_state
+            # The built-in samplers hand the span's attributes through unchanged, as a view.
+            given = result.attributes or _NO_ATTRIBUTES
         span_context = SpanContext(
             trace_id,
             self._ids.generate_span_id(),
             is_remote=False,
             trace_flags=_FLAGS[decision is Decision.RECORD_AND_SAMPLE, random],
-            trace_state=result.trace_state,
+            trace_state=trace_state,
         )
         if decision is Decision.DROP:
             return NonRecordingSpan(span_context)
-        # The built-in samplers hand the span's attributes through unchanged, as a view.
-        given = result.attributes
         span = self._build(
             name,
             span_context,
@@ -358,7 +490,7 @@ class Tracer(trace.Tracer):
                 max_value_len=limits.max_span_attribute_length,
             )
         span._attributes = store
-        span._events = BoundedList(self._limits.max_events)
-        span._links = span._new_links(links)
+        if links:
+            span._links = span._new_links(links)
         span._start_time = start_time
         return span
