@@ -217,7 +217,20 @@ bare" is the median of the round-by-round differences to the bare variant of the
 Spans go to an exporter that drops them unless a benchmark says otherwise; every root span is
 sampled (parent-based, always on) on both sides. The suite lives in `benchmarks/`; run it with
 `nox -s bench` (all of it, which rewrites this page), `nox -s bench -- --quick` (a smoke
-run) or `nox -s bench -- decorator` (one family).
+run) or `nox -s bench -- decorator` (one family). Both sides' export queues hold 65,536
+spans, so that no round drops spans (a round that did would not count).
+
+Where tracekit's lower cost comes from: its integrations and decorators make the SDK's own
+span objects through tracekit's tracer (`tracekit/_tracer.py`), which does less per span than
+the SDK's tracer while producing the same data. Attributes that tracekit's code built (exact
+`str`, `bool`, `int` or `float` values, with no limit that could change them) are stored
+without being validated again; the samplers the specification defines are decided in line;
+a span's event and link lists are made only when something is added; and an ended span is
+handed to the span processors as it is rather than copied. Differential tests
+(`tests/test_tracer.py`) check that the exported spans equal the SDK tracer's, under default
+and tight limits, for each sampler. In a service the saving also shows as less memory held
+per queued span, which matters more than the instructions themselves: a span costs a few
+microseconds in a tight loop and several times that amid the work of a real request.
 """
 
 
