@@ -7,6 +7,7 @@ tracekit's, and the exported spans are compared field by field (ids and times as
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -386,3 +387,25 @@ def test_configure_gives_integrations_the_fast_tracer() -> None:
     assert _state.tracer.fast
     tracekit.shutdown()
     assert isinstance(_state.tracer, _state.Unconfigured)
+
+
+def test_events_added_from_many_threads_at_once_are_all_kept(pipeline: Any) -> None:
+    sdk, exporter = pipeline(SpanLimits(max_events=10_000))
+    span = Tracer(sdk).start_known_span("busy", None, SpanKind.SERVER, {})
+    start = threading.Barrier(8)
+
+    def add() -> None:
+        start.wait(timeout=10)
+        for number in range(200):
+            span.add_event("tick", {"n": number})
+
+    threads = [threading.Thread(target=add) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    span.end()
+    [finished] = exporter.get_finished_spans()
+    assert len(finished.events) == 1600
+    assert finished.dropped_events == 0
+    assert '"name": "tick"' in finished.to_json()

@@ -111,8 +111,8 @@ class _Span(sdk_trace.Span):
             value = BoundedList(self._limits.max_links)
         else:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        setattr(self, name, value)
-        return value
+        # setdefault is atomic: two threads making the field at once end up with one list.
+        return vars(self).setdefault(name, value)
 
     def end(self, end_time: int | None = None) -> None:
         with self._lock:
