@@ -98,8 +98,9 @@ class Request(NamedTuple):
     parameters: Any = None
     #: db.stored_procedure.name, for callproc.
     procedure: str | None = None
-    #: Where the statement is among the call's arguments (an index or a keyword), for sqlcommenter.
-    where: int | str | None = None
+    #: Where the statement is, for sqlcommenter: among the call's arguments (an index or a
+    #: keyword), or ``(object, attribute name)`` for one the library reads from an object.
+    where: int | str | tuple[object, str] | None = None
     #: The statement as sent, when ``db_statement=raw`` and it is not ``statement`` (Redis).
     raw: Callable[[], str] | None = None
 
@@ -362,10 +363,12 @@ class Database:
 
 
 def _with_comment(
-    traceparent: str, statement: str, where: int | str, args: Args, kwargs: Kwargs
+    traceparent: str, statement: str, where: int | str | tuple[object, str], args: Args, kwargs: Kwargs
 ) -> tuple[Args, Kwargs]:
     commented = f"{statement.rstrip()} /*traceparent='{traceparent}'*/"
-    if isinstance(where, int):
+    if isinstance(where, tuple):
+        setattr(where[0], where[1], commented)
+    elif isinstance(where, int):
         if where < len(args):
             args = (*args[:where], commented, *args[where + 1 :])
     elif where in kwargs:

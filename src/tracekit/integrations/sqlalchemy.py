@@ -7,7 +7,9 @@ layer as active, so the DB-API driver underneath (psycopg, psycopg2, PyMySQL, sq
 asyncpg) makes no span of its own: one statement, one span. With the asyncio engines the
 driver runs in the same context (SQLAlchemy's greenlets share it), so the same holds.
 ``error.type`` and ``db.response.status_code`` come from the driver's exception that
-SQLAlchemy wrapped (``.orig``).
+SQLAlchemy wrapped (``.orig``). With sqlcommenter, the comment goes into the execution
+context's statement, which is what SQLAlchemy hands the cursor (and its own event hooks
+and log); "insertmanyvalues" batches, which SQLAlchemy rewrites per batch, are not commented.
 """
 
 from __future__ import annotations
@@ -62,9 +64,17 @@ def _single(connection: Any, args: Args, kwargs: Kwargs) -> Request:
     dialect, context = args[0], args[1]
     parameters = context.parameters
     if context.executemany:
-        return Request(_endpoint(connection, dialect), context.statement, batch=len(parameters))
+        return Request(
+            _endpoint(connection, dialect),
+            context.statement,
+            batch=len(parameters),
+            where=(context, "statement"),
+        )
     return Request(
-        _endpoint(connection, dialect), context.statement, parameters=parameters[0] if parameters else None
+        _endpoint(connection, dialect),
+        context.statement,
+        parameters=parameters[0] if parameters else None,
+        where=(context, "statement"),
     )
 
 

@@ -143,3 +143,47 @@ def test_async_engine_one_span_per_statement(spans: SpanRecorder, postgres: Any,
     assert failed.attributes["db.response.status_code"] == "42P01"  # type: ignore[index]
     # No driver span under the SQLAlchemy span: every span is a child of the request span.
     assert {span.parent.span_id for span in children if span.parent} == {parent.context.span_id}
+
+
+def _traceparent(span: Any) -> str:
+    context = span.context
+    return f"00-{context.trace_id:032x}-{context.span_id:016x}-{int(context.trace_flags):02x}"
+
+
+@pytest.mark.parametrize("driver", ["psycopg2", "psycopg"])
+def test_sqlcommenter_reaches_the_server(postgres: Any, driver: str) -> None:
+    """PostgreSQL itself reports the statement it is running, comment included."""
+    from tracekit.testing import capture_spans
+
+    engine = sa.create_engine(postgres.url(f"postgresql+{driver}"))
+    seen: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute", lambda *args: seen.append(args[2]))
+    try:
+        with capture_spans(sqlcommenter=True) as recorder, engine.connect() as conn:
+            running = conn.execute(sa.text("SELECT query FROM pg_stat_activity WHERE pid = pg_backend_pid()"))
+            reported = running.scalar_one()
+            conn.execute(sa.text("SELECT :n"), [{"n": 1}, {"n": 2}])
+    finally:
+        engine.dispose()
+    first, batch = recorder.spans[-2:]
+    assert first.name == "SELECT pg_stat_activity"
+    expected = (
+        "SELECT query FROM pg_stat_activity WHERE pid = pg_backend_pid() "
+        f"/*traceparent='{_traceparent(first)}'*/"
+    )
+    assert reported == expected
+    assert seen[-2:] == [expected, f"SELECT %(n)s /*traceparent='{_traceparent(batch)}'*/"]
+    # The text recorded on the span is the statement without the comment.
+    assert "traceparent" not in str(first.attributes["db.query.text"])  # type: ignore[index]
+
+
+def test_no_comment_without_sqlcommenter(spans: SpanRecorder, postgres: Any) -> None:
+    engine = sa.create_engine(postgres.url("postgresql+psycopg"))
+    try:
+        with engine.connect() as conn:
+            reported = conn.execute(
+                sa.text("SELECT query FROM pg_stat_activity WHERE pid = pg_backend_pid()")
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    assert reported == "SELECT query FROM pg_stat_activity WHERE pid = pg_backend_pid()"
