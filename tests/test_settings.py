@@ -1126,6 +1126,20 @@ def test_log_level(monkeypatch: pytest.MonkeyPatch, value: str, level: int) -> N
     assert tracekit_logger.level == level
 
 
+@pytest.mark.parametrize("disabled", [False, True])
+def test_shutdown_gives_the_tracekit_logger_its_level_back(
+    monkeypatch: pytest.MonkeyPatch, disabled: bool
+) -> None:
+    tracekit_logger.setLevel(logging.ERROR)  # the application's own choice
+    try:
+        configure_with(monkeypatch, {"OTEL_LOG_LEVEL": "debug"}, exporters=[], disabled=disabled)
+        assert tracekit_logger.level == logging.DEBUG
+        tracekit.shutdown()
+        assert tracekit_logger.level == logging.ERROR
+    finally:
+        tracekit_logger.setLevel(logging.NOTSET)
+
+
 def test_log_level_error_silences_tracekit_warnings(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -53,6 +53,8 @@ class Tracing:
         self.provider = provider
         self._previous_propagator = previous_propagator
         self._is_shut_down = False
+        #: The ``tracekit`` logger's level before ``configure()`` applied ``OTEL_LOG_LEVEL``.
+        self._previous_log_level = logging.NOTSET
 
     @property
     def enabled(self) -> bool:
@@ -94,6 +96,7 @@ class Tracing:
                 _state.current = None
                 _state.launched = False
                 _state.tracer = _state.Unconfigured()
+                logger.setLevel(self._previous_log_level)
 
     def __repr__(self) -> str:
         state = "enabled" if self.enabled else "disabled"
@@ -126,10 +129,12 @@ def configure(**overrides: Any) -> Tracing:
             settings.disabled_instrumentations,
             disabled_from_keyword=loaded.sources.get("disabled_instrumentations") == "keyword",
         )
+        previous_log_level = logger.level
         logger.setLevel(_LOG_LEVELS[settings.log_level])
         if settings.disabled:
             logger.info("tracekit: tracing is disabled (OTEL_SDK_DISABLED); no spans are recorded")
             tracing = Tracing(settings, loaded.sources, None, None)
+            tracing._previous_log_level = previous_log_level
             _state.current = tracing
             if settings.log_correlation:
                 _logs.install()  # empty ids, but format strings that use them keep working
@@ -143,6 +148,7 @@ def configure(**overrides: Any) -> Tracing:
         previous_propagator = install_global(make_propagator(settings.propagators))
         _install_global_provider(provider)
         tracing = Tracing(settings, loaded.sources, provider, previous_propagator)
+        tracing._previous_log_level = previous_log_level
         _state.current = tracing
         _state.tracer = Tracer(provider.get_tracer("tracekit", __version__))
         if settings.log_correlation:

@@ -572,7 +572,7 @@ class Settings:
         "info",
         "OTEL_LOG_LEVEL",
         Choice(LOG_LEVELS),
-        "Level of tracekit's own logger, named tracekit.",
+        "Level of tracekit's own logger, named tracekit, until shutdown() gives it its level back.",
     )
     log_correlation: bool = _setting(
         True,
