@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,17 +30,21 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
 from opentelemetry.util._importlib_metadata import entry_points
 
 import tracekit
-from benchmarks._harness import Batch
+from benchmarks._harness import Batch, Session, Unavailable, Variant
 
 __all__ = [
     "DropExporter",
     "Pipeline",
+    "Switch",
     "counted",
     "global_propagator",
+    "handle_session",
+    "integration_variants",
     "opentelemetry_propagator",
     "peer_provider",
     "tracekit_configured",
     "tracekit_disabled",
+    "tracekit_integration",
 ]
 
 #: The sampler both sides use: every root span is sampled, children follow their parent.
@@ -193,3 +197,97 @@ def global_propagator(propagator: TextMapPropagator) -> Iterator[None]:
         yield
     finally:
         propagate.set_global_textmap(previous)
+
+
+#: Switches one side's instrumentation on for the duration of a round.
+Switch = Callable[[], AbstractContextManager[object]]
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+@contextmanager
+def tracekit_integration(name: str) -> Iterator[None]:
+    """tracekit's integration ``name`` patched for the duration; Unavailable if there is none."""
+    try:
+        tracekit.instrument(name)
+    except tracekit.ConfigError as exc:
+        raise Unavailable(f"tracekit.instrument({name!r}): {exc}") from exc
+    try:
+        yield
+    finally:
+        tracekit.uninstrument(name)
+
+
+def _peer_switch(instrumentor: Callable[[], Any], provider: TracerProvider, injects: bool) -> Switch:
+    @contextmanager
+    def switch() -> Iterator[None]:
+        instance = instrumentor()
+        instance.instrument(tracer_provider=provider)
+        try:
+            with global_propagator(opentelemetry_propagator()) if injects else _nothing():
+                yield
+        finally:
+            instance.uninstrument()
+
+    return switch
+
+
+def handle_session(
+    open_handle: Callable[[], Any],
+    make_batch: Callable[[Any], Batch],
+    close: Callable[[Any], object],
+    switch: Switch,
+    pipeline: Pipeline | None,
+) -> Session:
+    """A round's session: ``switch`` on, a fresh handle (client, connection, producer), its batch.
+
+    The batch is checked against ``pipeline`` (see :func:`counted`) unless that is ``None``.
+    """
+
+    @contextmanager
+    def session() -> Iterator[Batch]:
+        with switch():
+            handle = open_handle()
+            try:
+                batch = make_batch(handle)
+                if pipeline is None:
+                    yield batch
+                else:
+                    with counted(batch, pipeline) as checked:
+                        yield checked
+            finally:
+                close(handle)
+
+    return session
+
+
+def integration_variants(
+    session: Callable[[Switch, Pipeline | None], Session],
+    *,
+    integration: str,
+    peer: str,
+    instrumentor: Callable[[], Any],
+    injects: bool,
+    tracekit_pipeline: Pipeline,
+    peer_provider_and_pipeline: tuple[TracerProvider, Pipeline],
+) -> list[Variant]:
+    """bare, tracekit's integration ``integration`` and the peer's ``instrumentor``, one session each.
+
+    ``session(switch, pipeline)`` makes a round's session with its side switched on by
+    ``switch``, checked against ``pipeline`` (``None``: bare, nothing to check). The peer
+    injects with OpenTelemetry's default propagator when ``injects`` (clients that send
+    context), and uses the separate SDK provider given.
+    """
+    provider, peer_pipeline = peer_provider_and_pipeline
+    return [
+        Variant("bare", "bare", session(_nothing, None)),
+        Variant(
+            f"tracekit {integration} integration",
+            "tracekit",
+            session(lambda: tracekit_integration(integration), tracekit_pipeline),
+        ),
+        Variant(peer, "peer", session(_peer_switch(instrumentor, provider, injects), peer_pipeline)),
+    ]

@@ -18,15 +18,19 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry.sdk.trace import TracerProvider
-
-from benchmarks._common import Pipeline, counted, peer_provider, tracekit_configured
-from benchmarks._harness import Batch, Benchmark, Scale, Session, Setup, Unavailable, Variant, loop
-from benchmarks.http_clients import tracekit_integration
+from benchmarks._common import (
+    Pipeline,
+    Switch,
+    handle_session,
+    integration_variants,
+    peer_provider,
+    tracekit_configured,
+)
+from benchmarks._harness import Benchmark, Scale, Session, Setup, Unavailable, Variant, loop
 
 __all__ = ["benchmarks"]
 
@@ -43,60 +47,30 @@ class Client:
     instrumentor: Callable[[], Any]
 
 
-def _session(
-    client: Client, switch: Callable[[], AbstractContextManager[object]], pipeline: Pipeline | None
-) -> Session:
-    @contextmanager
-    def session() -> Iterator[Batch]:
-        with switch():
-            connection = client.connect()
-            try:
-                batch = loop(lambda: client.query(connection))
-                if pipeline is None:
-                    yield batch
-                else:
-                    with counted(batch, pipeline) as checked:
-                        yield checked
-            finally:
-                client.close(connection)
-
-    return session
-
-
-def _peer_switch(client: Client, provider: TracerProvider) -> Callable[[], AbstractContextManager[object]]:
-    @contextmanager
-    def switch() -> Iterator[None]:
-        instrumentor = client.instrumentor()
-        instrumentor.instrument(tracer_provider=provider)
-        try:
-            yield
-        finally:
-            instrumentor.uninstrument()
-
-    return switch
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
-
-
 def _setup(make: Callable[[], Client]) -> Setup:
     @contextmanager
     def setup() -> Iterator[Sequence[Variant]]:
         client = make()
+
+        def session(switch: Switch, pipeline: Pipeline | None) -> Session:
+            return handle_session(
+                client.connect,
+                lambda connection: loop(lambda: client.query(connection)),
+                client.close,
+                switch,
+                pipeline,
+            )
+
         with ExitStack() as stack:
-            tracekit_pipeline = stack.enter_context(tracekit_configured())
-            provider, peer_pipeline = stack.enter_context(peer_provider("batch"))
-            yield [
-                Variant("bare", "bare", _session(client, _nothing, None)),
-                Variant(
-                    f"tracekit {client.integration} integration",
-                    "tracekit",
-                    _session(client, lambda: tracekit_integration(client.integration), tracekit_pipeline),
-                ),
-                Variant(client.peer, "peer", _session(client, _peer_switch(client, provider), peer_pipeline)),
-            ]
+            yield integration_variants(
+                session,
+                integration=client.integration,
+                peer=client.peer,
+                instrumentor=client.instrumentor,
+                injects=False,
+                tracekit_pipeline=stack.enter_context(tracekit_configured()),
+                peer_provider_and_pipeline=stack.enter_context(peer_provider("batch")),
+            )
 
     return setup
 

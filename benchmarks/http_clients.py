@@ -14,22 +14,19 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry.sdk.trace import TracerProvider
-
-import tracekit
 from benchmarks._common import (
     Pipeline,
-    counted,
-    global_propagator,
-    opentelemetry_propagator,
+    Switch,
+    handle_session,
+    integration_variants,
     peer_provider,
     tracekit_configured,
 )
-from benchmarks._harness import Batch, Benchmark, Scale, Session, Setup, Unavailable, Variant, loop
+from benchmarks._harness import Benchmark, Scale, Session, Setup, Variant, loop
 
 __all__ = ["benchmarks", "local_server"]
 
@@ -57,23 +54,6 @@ def local_server() -> Iterator[str]:
             process.wait()
 
 
-@contextmanager
-def tracekit_integration(name: str) -> Iterator[None]:
-    """tracekit's integration ``name`` patched for the duration; Unavailable if there is none."""
-    instrument = getattr(tracekit, "instrument", None)
-    uninstrument = getattr(tracekit, "uninstrument", None)
-    if instrument is None or uninstrument is None:
-        raise Unavailable("tracekit.instrument() does not exist yet")
-    try:
-        instrument(name)
-    except tracekit.ConfigError as exc:
-        raise Unavailable(f"tracekit.instrument({name!r}): {exc}") from exc
-    try:
-        yield
-    finally:
-        uninstrument(name)
-
-
 @dataclass(frozen=True)
 class Client:
     """How to make, use and close one library's client."""
@@ -85,67 +65,30 @@ class Client:
     instrumentor: Callable[[], Any]
 
 
-def _client_session(
-    client: Client, url: str, switch: Callable[[], AbstractContextManager[object]], pipeline: Pipeline | None
-) -> Session:
-    @contextmanager
-    def session() -> Iterator[Batch]:
-        with switch():
-            handle = client.open()
-            try:
-                batch = loop(lambda: client.get(handle, url))
-                if pipeline is None:
-                    yield batch
-                else:
-                    with counted(batch, pipeline) as checked:
-                        yield checked
-            finally:
-                client.close(handle)
-
-    return session
-
-
-def _peer_switch(client: Client, provider: TracerProvider) -> Callable[[], AbstractContextManager[object]]:
-    @contextmanager
-    def switch() -> Iterator[None]:
-        instrumentor = client.instrumentor()
-        instrumentor.instrument(tracer_provider=provider)
-        try:
-            with global_propagator(opentelemetry_propagator()):
-                yield
-        finally:
-            instrumentor.uninstrument()
-
-    return switch
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
-
-
 def _setup(client: Client) -> Setup:
     @contextmanager
     def setup() -> Iterator[Sequence[Variant]]:
         with ExitStack() as stack:
             url = stack.enter_context(local_server())
-            tracekit_pipeline = stack.enter_context(tracekit_configured())
-            provider, peer_pipeline = stack.enter_context(peer_provider("batch"))
-            yield [
-                Variant("bare", "bare", _client_session(client, url, _nothing, None)),
-                Variant(
-                    f"tracekit {client.library} integration",
-                    "tracekit",
-                    _client_session(
-                        client, url, lambda: tracekit_integration(client.library), tracekit_pipeline
-                    ),
-                ),
-                Variant(
-                    f"opentelemetry-instrumentation-{client.library}",
-                    "peer",
-                    _client_session(client, url, _peer_switch(client, provider), peer_pipeline),
-                ),
-            ]
+
+            def session(switch: Switch, pipeline: Pipeline | None) -> Session:
+                return handle_session(
+                    client.open,
+                    lambda handle: loop(lambda: client.get(handle, url)),
+                    client.close,
+                    switch,
+                    pipeline,
+                )
+
+            yield integration_variants(
+                session,
+                integration=client.library,
+                peer=f"opentelemetry-instrumentation-{client.library}",
+                instrumentor=client.instrumentor,
+                injects=True,
+                tracekit_pipeline=stack.enter_context(tracekit_configured()),
+                peer_provider_and_pipeline=stack.enter_context(peer_provider("batch")),
+            )
 
     return setup
 

@@ -26,9 +26,9 @@ from benchmarks._common import (
     opentelemetry_propagator,
     peer_provider,
     tracekit_configured,
+    tracekit_integration,
 )
 from benchmarks._harness import Batch, Benchmark, Role, Scale, Session, Unavailable, Variant
-from benchmarks.http_clients import tracekit_integration
 
 __all__ = ["benchmarks"]
 

@@ -18,22 +18,19 @@ exported exactly one span per record.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from opentelemetry.sdk.trace import TracerProvider
-
 from benchmarks._common import (
     Pipeline,
-    counted,
-    global_propagator,
-    opentelemetry_propagator,
+    Switch,
+    handle_session,
+    integration_variants,
     peer_provider,
     tracekit_configured,
 )
 from benchmarks._harness import Batch, Benchmark, Scale, Session, Setup, Unavailable, Variant
-from benchmarks.http_clients import tracekit_integration
 
 __all__ = ["benchmarks"]
 
@@ -70,54 +67,6 @@ class Client:
     instrumentor: Callable[[], Any]
 
 
-def _session(
-    client: Client,
-    bootstrap: str,
-    switch: Callable[[], AbstractContextManager[object]],
-    pipeline: Pipeline | None,
-) -> Session:
-    @contextmanager
-    def session() -> Iterator[Batch]:
-        with switch():
-            producer = client.open(bootstrap)
-            try:
-
-                def batch(n: int) -> None:
-                    send = client.send
-                    for _ in range(n):
-                        send(producer)
-                    client.flush(producer)
-
-                if pipeline is None:
-                    yield batch
-                else:
-                    with counted(batch, pipeline) as checked:
-                        yield checked
-            finally:
-                client.close(producer)
-
-    return session
-
-
-def _peer_switch(client: Client, provider: TracerProvider) -> Callable[[], AbstractContextManager[object]]:
-    @contextmanager
-    def switch() -> Iterator[None]:
-        instrumentor = client.instrumentor()
-        instrumentor.instrument(tracer_provider=provider)
-        try:
-            with global_propagator(opentelemetry_propagator()):
-                yield
-        finally:
-            instrumentor.uninstrument()
-
-    return switch
-
-
-@contextmanager
-def _nothing() -> Iterator[None]:
-    yield
-
-
 def _setup(make: Callable[[], Client]) -> Setup:
     @contextmanager
     def setup() -> Iterator[Sequence[Variant]]:
@@ -128,23 +77,30 @@ def _setup(make: Callable[[], Client]) -> Setup:
             client.send(warm)
             client.flush(warm)
             client.close(warm)
-            tracekit_pipeline = stack.enter_context(tracekit_configured())
-            provider, peer_pipeline = stack.enter_context(peer_provider("batch"))
-            yield [
-                Variant("bare", "bare", _session(client, bootstrap, _nothing, None)),
-                Variant(
-                    f"tracekit {client.library} integration",
-                    "tracekit",
-                    _session(
-                        client, bootstrap, lambda: tracekit_integration(client.library), tracekit_pipeline
-                    ),
-                ),
-                Variant(
-                    client.peer,
-                    "peer",
-                    _session(client, bootstrap, _peer_switch(client, provider), peer_pipeline),
-                ),
-            ]
+
+            def batch_of(producer: Any) -> Batch:
+                def batch(n: int) -> None:
+                    send = client.send
+                    for _ in range(n):
+                        send(producer)
+                    client.flush(producer)
+
+                return batch
+
+            def session(switch: Switch, pipeline: Pipeline | None) -> Session:
+                return handle_session(
+                    lambda: client.open(bootstrap), batch_of, client.close, switch, pipeline
+                )
+
+            yield integration_variants(
+                session,
+                integration=client.library,
+                peer=client.peer,
+                instrumentor=client.instrumentor,
+                injects=True,
+                tracekit_pipeline=stack.enter_context(tracekit_configured()),
+                peer_provider_and_pipeline=stack.enter_context(peer_provider("batch")),
+            )
 
     return setup
 
