@@ -72,6 +72,7 @@ __all__ = [
     "async_send",
     "default_port",
     "protocol_version",
+    "split_authority",
     "split_origin",
     "sync_resend_scope",
     "sync_send",
@@ -145,14 +146,21 @@ def split_origin(url: str) -> tuple[str, str, int | None]:
         if 0 <= position < end:
             end = position
     authority = rest[:end]
-    authority = authority[authority.rfind("@") + 1 :]
+    host, port = split_authority(authority[authority.rfind("@") + 1 :], scheme)
+    return scheme, host, port
+
+
+def split_authority(authority: str, scheme: str) -> tuple[str, int | None]:
+    """``(host, port)`` of ``host[:port]`` (a URL authority, a Host header); port defaults by scheme.
+
+    IPv6 hosts come back without brackets.
+    """
     if authority.startswith("["):
         host, _, tail = authority[1:].partition("]")
         port_text = tail[1:] if tail.startswith(":") else ""
     else:
         host, _, port_text = authority.partition(":")
-    port = int(port_text) if port_text.isdigit() else default_port(scheme)
-    return scheme, host, port
+    return host, int(port_text) if port_text.isdigit() else default_port(scheme)
 
 
 def protocol_version(value: object) -> str | None:

@@ -34,7 +34,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from tracekit import _state
-from tracekit._http import default_port
+from tracekit._http import split_authority
 from tracekit._redaction import captured_headers, header_sanitizer, redact_query
 from tracekit._safety import report
 from tracekit._semconv import (
@@ -180,13 +180,7 @@ def split_host(host: str, scheme: str) -> tuple[str, int | None]:
     found = _hosts.get((host, scheme))
     if found is not None:
         return found
-    if host.startswith("["):
-        address, _, rest = host[1:].partition("]")
-        port_text = rest[1:] if rest.startswith(":") else ""
-    else:
-        address, _, port_text = host.partition(":")
-    port = int(port_text) if port_text.isdigit() else default_port(scheme)
-    found = (address, port)
+    found = split_authority(host, scheme)
     if len(_hosts) < 256:
         _hosts[(host, scheme)] = found
     return found
