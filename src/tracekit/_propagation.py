@@ -1,9 +1,9 @@
 """Propagator names (OTEL_PROPAGATORS) to propagator instances.
 
-W3C Trace Context is tracekit's own (:mod:`tracekit._tracecontext`: the one in
-``opentelemetry-api`` falls short of the specification's processing model in places); the
-official OpenTelemetry propagators do the rest: W3C Baggage from ``opentelemetry-api``, B3
-from ``opentelemetry-propagator-b3`` and Jaeger from ``opentelemetry-propagator-jaeger``. B3
+W3C Trace Context and W3C Baggage are tracekit's own (:mod:`tracekit._tracecontext`,
+:mod:`tracekit._baggage`: the ones in ``opentelemetry-api`` fall short of the specifications
+in places); the official OpenTelemetry propagators do the rest: B3 from
+``opentelemetry-propagator-b3`` and Jaeger from ``opentelemetry-propagator-jaeger``. B3
 and Jaeger extraction is guarded by header checks those two lack (see :class:`_Checked`);
 tests/test_propagation.py shows what each check is for.
 """
@@ -136,7 +136,7 @@ def _tracecontext() -> TextMapPropagator:
 
 
 def _baggage() -> TextMapPropagator:
-    from opentelemetry.baggage.propagation import W3CBaggagePropagator
+    from tracekit._baggage import W3CBaggagePropagator
 
     return W3CBaggagePropagator()
 
