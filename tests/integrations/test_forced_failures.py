@@ -71,3 +71,31 @@ def test_a_failure_while_recording_an_exception_reraises_the_original(
     assert guarded_errors
     assert {integration for integration, _ in guarded_errors} == {name}
     guarded_errors.clear()
+
+
+@pytest.mark.parametrize("part", ["_build", "set_known_attributes"])
+@pytest.mark.parametrize("name", sorted(CLIENTS))
+def test_a_failure_inside_tracekits_tracer_leaves_the_result_unchanged(
+    name: str,
+    part: str,
+    http_spans: SpanRecorder,
+    asgi_server: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    guarded_errors: list[tuple[str, BaseException]],
+) -> None:
+    from tracekit._tracer import Tracer
+
+    url = asgi_server.url("/reply-headers")
+    expected = CLIENTS[name](url)
+    http_spans.clear()
+    monkeypatch.setattr(Tracer, part, _fail)
+    assert CLIENTS[name](url) == expected
+    # When the requests layer cannot make its span, urllib3 underneath tries (and fails) too.
+    layers = {name, "urllib3"} if (name, part) == ("requests", "_build") else {name}
+    assert {integration for integration, _ in guarded_errors} == layers
+    assert {str(exc) for _, exc in guarded_errors} == {"forced internal failure"}
+    guarded_errors.clear()
+    # No span could be made; or it was made, and still ended without its response attributes.
+    made = [span for span in http_spans.spans if span.name == "GET"]
+    assert all(span.end_time is not None for span in made)
+    assert all("http.response.status_code" not in (span.attributes or {}) for span in made)

@@ -124,3 +124,24 @@ def test_a_failure_while_recording_an_error_reraises_the_original(
         span for span in spans.spans if span.status.status_code.name == "UNSET" and "missing" in span.name
     ]
     assert len(failed) <= 1  # the span still ended
+
+
+@pytest.mark.parametrize("name", sorted(CLIENTS))
+def test_a_failure_inside_tracekits_tracer_leaves_the_result_unchanged(
+    name: str,
+    servers: dict[str, Any],
+    spans: SpanRecorder,
+    monkeypatch: pytest.MonkeyPatch,
+    guarded_errors: list[tuple[str, BaseException]],
+) -> None:
+    from tracekit._tracer import Tracer
+
+    expected = CLIENTS[name](servers, "SELECT 42")
+    spans.clear()
+    monkeypatch.setattr(Tracer, "_build", _fail)
+    assert CLIENTS[name](servers, "SELECT 42") == expected
+    assert {(integration, str(exc)) for integration, exc in guarded_errors} == {
+        (name, "forced internal failure")
+    }
+    guarded_errors.clear()
+    assert [span for span in spans.spans if span.attributes.get("db.system.name")] == []  # type: ignore[union-attr]
