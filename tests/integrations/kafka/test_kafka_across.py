@@ -21,7 +21,7 @@ from kafkacheck import WAIT_SECONDS, Broker, by_name, check_process, header_valu
 from opentelemetry import trace
 
 import tracekit.kafka
-from tracekit import _messaging
+from tracekit._messaging import _consume, _produce
 from tracekit.testing import SpanRecorder
 
 # --------------------------------------------------------------------------- one adapter per client
@@ -202,7 +202,7 @@ def test_a_failure_while_sending_leaves_the_send_untouched(
     monkeypatch: pytest.MonkeyPatch,
     guarded_errors: list[tuple[str, BaseException]],
 ) -> None:
-    monkeypatch.setattr(_messaging, part, _fail)
+    monkeypatch.setattr(_produce, part, _fail)
     SEND[sender](broker, topic, b"order", [("tenant", b"acme")])
     assert [(name, str(exc)) for name, exc in guarded_errors] == [(sender, "forced internal failure")]
     guarded_errors.clear()
@@ -226,7 +226,7 @@ def test_a_failure_while_receiving_leaves_the_record_untouched(
 ) -> None:
     SEND["kafka_python"](broker, topic, b"order", [("tenant", b"acme")])
     sent = spans.named(f"send {topic}")
-    monkeypatch.setattr(_messaging, "_process_span", _fail)
+    monkeypatch.setattr(_consume, "_process_span", _fail)
     value, headers, current = RECEIVE[receiver](broker, topic)
     assert (value, header_values(headers, "traceparent")) == (b"order", [traceparent(sent)])
     assert current is trace.INVALID_SPAN
@@ -242,7 +242,7 @@ def test_a_failure_in_a_delivery_report_never_reaches_the_callback(
     monkeypatch: pytest.MonkeyPatch,
     guarded_errors: list[tuple[str, BaseException]],
 ) -> None:
-    monkeypatch.setattr(_messaging, "_delivery_attributes", _fail)
+    monkeypatch.setattr(_produce, "_delivery_attributes", _fail)
     reports: list[Any] = []
     producer = confluent_kafka.Producer({"bootstrap.servers": broker.bootstrap})
     producer.produce(
