@@ -11,7 +11,7 @@ from typing import Any
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode
 
-from tracekit._messaging._common import _BYTES, Attributes, Client
+from tracekit._messaging._common import BYTES, Attributes, Client
 from tracekit._semconv import (
     ERROR_TYPE,
     MESSAGING_CLIENT_ID,
@@ -34,8 +34,10 @@ from tracekit._semconv import (
 )
 from tracekit._spans import record_exception
 
+__all__ = ["client_attributes", "message_attributes", "operation_attributes", "record_error"]
 
-def _record_error(span: trace.Span, error_type: str, exc: BaseException | None, message: str = "") -> None:
+
+def record_error(span: trace.Span, error_type: str, exc: BaseException | None, message: str = "") -> None:
     if exc is not None:
         record_exception(span, exc, error_type)
     elif span.is_recording():
@@ -43,7 +45,7 @@ def _record_error(span: trace.Span, error_type: str, exc: BaseException | None, 
         span.set_status(Status(StatusCode.ERROR, message or error_type))
 
 
-def _client_attributes(attributes: Attributes, client: Client, dup: bool) -> None:
+def client_attributes(attributes: Attributes, client: Client, dup: bool) -> None:
     if client.client_id is not None:
         attributes[MESSAGING_CLIENT_ID] = client.client_id
         if dup:
@@ -62,7 +64,7 @@ def _key_text(key: Any) -> str | None:
     """The key's string form: a str, or bytes that are printable UTF-8 text; else none."""
     if isinstance(key, str):
         return key
-    if isinstance(key, _BYTES):
+    if isinstance(key, BYTES):
         try:
             text = bytes(key).decode("utf-8")
         except UnicodeDecodeError:
@@ -71,7 +73,7 @@ def _key_text(key: Any) -> str | None:
     return None
 
 
-def _message_attributes(
+def message_attributes(
     attributes: Attributes, partition: Any, offset: Any, key: Any, value: Any, size: Any, dup: bool
 ) -> None:
     if isinstance(partition, int) and partition >= 0:
@@ -87,13 +89,13 @@ def _message_attributes(
         attributes[MESSAGING_KAFKA_MESSAGE_KEY] = text
     if value is None:
         attributes[MESSAGING_KAFKA_MESSAGE_TOMBSTONE] = True
-    if not (isinstance(size, int) and size >= 0) and isinstance(value, _BYTES):
+    if not (isinstance(size, int) and size >= 0) and isinstance(value, BYTES):
         size = len(value)
     if isinstance(size, int) and size >= 0:
         attributes[MESSAGING_MESSAGE_BODY_SIZE] = size
 
 
-def _operation(attributes: Attributes, kind: str, name: str, old: str, dup: bool) -> None:
+def operation_attributes(attributes: Attributes, kind: str, name: str, old: str, dup: bool) -> None:
     attributes[MESSAGING_SYSTEM] = "kafka"
     attributes[MESSAGING_OPERATION_TYPE] = kind
     attributes[MESSAGING_OPERATION_NAME] = name

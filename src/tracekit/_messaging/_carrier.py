@@ -1,7 +1,7 @@
 """The header carrier: how the propagators read and write a Kafka record's headers.
 
 Records carry headers as ``(str, bytes)`` pairs (a list or a tuple) or a dict; :data:`HEADERS`
-reads them for extraction, and :func:`_with_context` copies them with the injected fields.
+reads them for extraction, and :func:`with_context` copies them with the injected fields.
 """
 
 from __future__ import annotations
@@ -11,7 +11,9 @@ from typing import Any, cast
 
 from opentelemetry.propagators.textmap import Getter
 
-from tracekit._messaging._common import _BYTES
+from tracekit._messaging._common import BYTES
+
+__all__ = ["HEADERS", "with_context"]
 
 
 def _pairs(headers: Any) -> Iterable[Any]:
@@ -25,7 +27,7 @@ def _pairs(headers: Any) -> Iterable[Any]:
 def _text(value: Any) -> str | None:
     if isinstance(value, str):
         return value
-    if isinstance(value, _BYTES):
+    if isinstance(value, BYTES):
         return bytes(value).decode("utf-8", "replace")
     return None
 
@@ -53,7 +55,7 @@ class _Headers(Getter[Any]):
 HEADERS = _Headers()
 
 
-def _with_context(headers: Any, carrier: dict[str, str], replaced: frozenset[str]) -> Any:
+def with_context(headers: Any, carrier: dict[str, str], replaced: frozenset[str]) -> Any:
     """A copy of ``headers`` in the caller's form, ``replaced`` names dropped, ``carrier`` added.
 
     ``None`` when the form is not one tracekit can copy (the record is then sent as given).

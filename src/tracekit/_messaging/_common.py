@@ -1,7 +1,7 @@
 """What the Kafka helpers share: when to trace, and the integrations' descriptions of their library.
 
 The configuration is resolved once per :func:`tracekit.configure`; :class:`Producer` and
-:class:`Consumer` are how a client integration describes its library as data; :func:`_restore`
+:class:`Consumer` are how a client integration describes its library as data; :func:`restore_context`
 undoes a context attach for send and process spans alike.
 """
 
@@ -23,18 +23,34 @@ from tracekit._suppression import instrumentation_suppressed
 if TYPE_CHECKING:
     from tracekit._messaging._produce import Delivery
 
+__all__ = [
+    "BYTES",
+    "Args",
+    "Attributes",
+    "Client",
+    "Config",
+    "Consumer",
+    "Kwargs",
+    "Producer",
+    "active_config",
+    "client_of",
+    "configuration_for",
+    "restore_context",
+    "split_servers",
+]
+
 Args = tuple[Any, ...]
 Kwargs = dict[str, Any]
 Attributes = dict[str, Any]
 
-_BYTES = (bytes, bytearray, memoryview)
+BYTES = (bytes, bytearray, memoryview)
 _DEFAULT_PORT = 9092
 
 
 # --------------------------------------------------------------------------- configuration
 
 
-class _Config:
+class Config:
     """What the settings say about messaging spans, resolved once per configuration."""
 
     __slots__ = ("dup", "extract", "fields", "inject_span")
@@ -49,22 +65,22 @@ class _Config:
         self.dup = "messaging/dup" in settings.semconv_opt_in
 
 
-_config: _Config | None = None
+_config: Config | None = None
 _config_for: object = None
 
 
-def _active() -> _Config | None:
+def active_config() -> Config | None:
     """The configuration to trace with, or ``None``: not configured, disabled or suppressed."""
     current = _state.current
     if current is None or instrumentation_suppressed():
         return None
-    return _configuration(current)
+    return configuration_for(current)
 
 
-def _configuration(current: Any) -> _Config | None:
+def configuration_for(current: Any) -> Config | None:
     global _config, _config_for
     if _config_for is not current:
-        _config = _Config(current.settings) if current.enabled else None
+        _config = Config(current.settings) if current.enabled else None
         _config_for = current
     return _config
 
@@ -153,7 +169,7 @@ class Consumer:
 # --------------------------------------------------------------------------- context
 
 
-def _restore(token: Any) -> None:
+def restore_context(token: Any) -> None:
     """Undo an attach, quietly when it was made in another context (a task, a thread)."""
     if isinstance(token, Token):
         with contextlib.suppress(ValueError, RuntimeError):

@@ -15,30 +15,30 @@ from opentelemetry.trace import Link, SpanKind
 
 from tracekit import _state
 from tracekit._messaging._attributes import (
-    _client_attributes,
-    _message_attributes,
-    _operation,
-    _record_error,
+    client_attributes,
+    message_attributes,
+    operation_attributes,
+    record_error,
 )
 from tracekit._messaging._common import (
     Args,
     Attributes,
     Client,
+    Config,
     Consumer,
     Kwargs,
-    _active,
-    _Config,
+    active_config,
     client_of,
 )
 from tracekit._messaging._scope import (
-    _batches,
-    _by_consumer,
-    _end_open,
-    _field,
-    _open,
-    _process_span,
-    _Record,
-    _Scope,
+    BATCHES,
+    OPEN_SCOPE,
+    SCOPES_BY_CONSUMER,
+    Record,
+    Scope,
+    end_open_scope,
+    process_span,
+    record_field,
 )
 from tracekit._safety import report
 from tracekit._semconv import (
@@ -48,13 +48,15 @@ from tracekit._semconv import (
 )
 from tracekit._suppression import Layer
 
+__all__ = ["RECEIVING", "async_receive_one", "closing", "receive_batch", "receive_one"]
+
 #: A receive call made inside another one (kafka-python's iterator polls underneath).
 RECEIVING = Layer("messaging.receive")
 
 
 def _hand_out(consumer: Consumer, instance: Any, start: int, record: Any) -> None:
     """``record`` goes to the application: open its process scope in this context."""
-    config = _active()
+    config = active_config()
     if config is None:
         return
     try:
@@ -62,20 +64,22 @@ def _hand_out(consumer: Consumer, instance: Any, start: int, record: Any) -> Non
             error = consumer.error_of(record)
             if error is not None:
                 if error:
-                    _receive_failed(config, consumer, instance, start, error, None, _field(record, "topic"))
+                    _receive_failed(
+                        config, consumer, instance, start, error, None, record_field(record, "topic")
+                    )
                 return
         client = client_of(instance, consumer.client)
-        span, current = _process_span(config, _Record(record), client)
+        span, current = process_span(config, Record(record), client)
         token = otel_context.attach(current)
-        scope = _Scope(consumer.integration, span, current, token, id(instance), record)
-        _open.set(scope)
-        _by_consumer[id(instance)] = scope
+        scope = Scope(consumer.integration, span, current, token, id(instance), record)
+        OPEN_SCOPE.set(scope)
+        SCOPES_BY_CONSUMER[id(instance)] = scope
     except Exception as exc:
         report(consumer.integration, exc)
 
 
 def _receive_failed(
-    config: _Config,
+    config: Config,
     consumer: Consumer,
     instance: Any,
     start: int,
@@ -84,20 +88,20 @@ def _receive_failed(
     topic: Any = None,
 ) -> None:
     attributes: Attributes = {}
-    _operation(attributes, "receive", "poll", "receive", config.dup)
+    operation_attributes(attributes, "receive", "poll", "receive", config.dup)
     if isinstance(topic, str) and topic:
         attributes[MESSAGING_DESTINATION_NAME] = topic
-    _client_attributes(attributes, client_of(instance, consumer.client), config.dup)
+    client_attributes(attributes, client_of(instance, consumer.client), config.dup)
     name = f"poll {topic}" if isinstance(topic, str) and topic else "poll"
     span = _state.tracer.start_known_span(name, None, SpanKind.CLIENT, attributes, (), start)
-    _record_error(span, error_type, exc)
+    record_error(span, error_type, exc)
     span.end()
 
 
 def _failed_receive(consumer: Consumer, instance: Any, start: int, exc: BaseException) -> None:
     if isinstance(exc, (StopIteration, StopAsyncIteration)) or not isinstance(exc, Exception):
         return
-    config = _active()
+    config = active_config()
     if config is None:
         return
     try:
@@ -107,7 +111,7 @@ def _failed_receive(consumer: Consumer, instance: Any, start: int, exc: BaseExce
 
 
 def _batch_received(consumer: Consumer, instance: Any, start: int, records: list[Any]) -> None:
-    config = _active()
+    config = active_config()
     if config is None or not records:
         return
     try:
@@ -126,32 +130,32 @@ def _batch_received(consumer: Consumer, instance: Any, start: int, records: list
                     continue
             count += 1
             remembered[id(record)] = (record, client)
-            read = _Record(record)
+            read = Record(record)
             places.add((read.topic, read.partition))
             creation = read.creation(config)
             if creation.is_valid:
                 link_attributes: Attributes = {}
                 if isinstance(read.topic, str):
                     link_attributes[MESSAGING_DESTINATION_NAME] = read.topic
-                _message_attributes(link_attributes, read.partition, read.offset, None, b"", None, False)
+                message_attributes(link_attributes, read.partition, read.offset, None, b"", None, False)
                 link_attributes.pop(MESSAGING_MESSAGE_BODY_SIZE, None)
                 links.append(Link(creation, link_attributes))
-        _batches[id(instance)] = remembered
+        BATCHES[id(instance)] = remembered
         topics = {topic for topic, _ in places}
         topic = next(iter(topics)) if len(topics) == 1 else None
         attributes: Attributes = {}
-        _operation(attributes, "receive", "poll", "receive", config.dup)
+        operation_attributes(attributes, "receive", "poll", "receive", config.dup)
         if isinstance(topic, str):
             attributes[MESSAGING_DESTINATION_NAME] = topic
             if len(places) == 1:
-                _message_attributes(attributes, next(iter(places))[1], None, None, b"", None, config.dup)
+                message_attributes(attributes, next(iter(places))[1], None, None, b"", None, config.dup)
                 attributes.pop(MESSAGING_MESSAGE_BODY_SIZE, None)
         attributes[MESSAGING_BATCH_MESSAGE_COUNT] = count
-        _client_attributes(attributes, client, config.dup)
+        client_attributes(attributes, client, config.dup)
         name = f"poll {topic}" if isinstance(topic, str) and topic else "poll"
         span = _state.tracer.start_known_span(name, None, SpanKind.CLIENT, attributes, links, start)
         if errors:
-            _record_error(span, errors[0], None)
+            record_error(span, errors[0], None)
         span.end()
     except Exception as exc:
         report(consumer.integration, exc)
@@ -159,9 +163,9 @@ def _batch_received(consumer: Consumer, instance: Any, start: int, records: list
 
 def _before_receive(instance: Any) -> int:
     """A receive call starts: open process spans (this context's, this consumer's) end; the start time."""
-    if _open.get() is not None or _by_consumer:
-        _end_open()
-        _end_open(id(instance))
+    if OPEN_SCOPE.get() is not None or SCOPES_BY_CONSUMER:
+        end_open_scope()
+        end_open_scope(id(instance))
     return time.time_ns()
 
 
@@ -261,8 +265,8 @@ def receive_batch(consumer: Consumer, *, is_async: bool = False) -> Callable[[An
 
 def _closed(consumer: Consumer, instance: Any) -> None:
     try:
-        _end_open(id(instance))
-        _batches.pop(id(instance), None)
+        end_open_scope(id(instance))
+        BATCHES.pop(id(instance), None)
     except Exception as exc:
         report(consumer.integration, exc)
 

@@ -16,25 +16,27 @@ from opentelemetry.trace import Link, SpanKind
 
 from tracekit import _state
 from tracekit._messaging._attributes import (
-    _client_attributes,
-    _message_attributes,
-    _operation,
-    _record_error,
+    client_attributes,
+    message_attributes,
+    operation_attributes,
+    record_error,
 )
-from tracekit._messaging._carrier import HEADERS, _with_context
+from tracekit._messaging._carrier import HEADERS, with_context
 from tracekit._messaging._common import (
     Args,
     Attributes,
+    Config,
     Kwargs,
     Producer,
-    _Config,
-    _configuration,
-    _restore,
     client_of,
+    configuration_for,
+    restore_context,
 )
 from tracekit._safety import report
 from tracekit._semconv import MESSAGING_DESTINATION_NAME, MESSAGING_MESSAGE_BODY_SIZE, qualified_name
 from tracekit._suppression import SUPPRESS_INSTRUMENTATION_KEY
+
+__all__ = ["Delivery", "async_send", "bind_arg", "rebind_arg", "send"]
 
 # Bound once: the per-record paths read module globals, not attribute chains.
 _get_current = otel_context.get_current
@@ -61,7 +63,7 @@ def rebind_arg(
 def _delivery_attributes(partition: Any, offset: Any, size: Any, dup: bool) -> Attributes:
     """What a delivery report says about the record: its partition, offset and size."""
     attributes: Attributes = {}
-    _message_attributes(attributes, partition, offset, None, b"", size, dup)
+    message_attributes(attributes, partition, offset, None, b"", size, dup)
     if not (isinstance(size, int) and size >= 0):
         del attributes[MESSAGING_MESSAGE_BODY_SIZE]
     return attributes
@@ -75,7 +77,7 @@ class Delivery:
     def __init__(
         self,
         integration: str,
-        config: _Config,
+        config: Config,
         span: trace.Span,
         context: Context,
         args: Args,
@@ -111,7 +113,7 @@ class Delivery:
             return
         self.ended = True
         try:
-            _record_error(self.span, error_type, exc, message)
+            record_error(self.span, error_type, exc, message)
         except Exception as internal:
             report(self.integration, internal)
         self.span.end()
@@ -130,7 +132,7 @@ class Delivery:
         self.token = otel_context.attach(self.context)
 
     def leave(self) -> None:
-        _restore(self.token)
+        restore_context(self.token)
         self.token = None
 
 
@@ -143,7 +145,7 @@ def _start_send(producer: Producer, instance: Any, args: Args, kwargs: Kwargs) -
         return None
     span = None
     try:
-        config = _configuration(current)
+        config = configuration_for(current)
         if config is None:
             return None
         params = producer.params
@@ -153,13 +155,13 @@ def _start_send(producer: Producer, instance: Any, args: Args, kwargs: Kwargs) -
         value = bound.get("value")
         headers = bound.get("headers")
         attributes: Attributes = {}
-        _operation(attributes, "send", "send", "publish", config.dup)
+        operation_attributes(attributes, "send", "send", "publish", config.dup)
         if isinstance(topic, str):
             attributes[MESSAGING_DESTINATION_NAME] = topic
-        _message_attributes(
+        message_attributes(
             attributes, bound.get("partition"), None, bound.get("key"), value, None, config.dup
         )
-        _client_attributes(attributes, client_of(instance, producer.client), config.dup)
+        client_attributes(attributes, client_of(instance, producer.client), config.dup)
         links = None
         if headers is not None and config.fields:
             origin = trace.get_current_span(config.extract(headers, Context(), HEADERS)).get_span_context()
@@ -172,7 +174,7 @@ def _start_send(producer: Producer, instance: Any, args: Args, kwargs: Kwargs) -
         carrier: dict[str, str] = {}
         config.inject_span(carrier, span, parent)
         if carrier:
-            copied = _with_context(headers, carrier, config.fields)
+            copied = with_context(headers, carrier, config.fields)
             if copied is not None:
                 args, kwargs = rebind_arg(params, args, kwargs, "headers", copied)
         delivery = Delivery(producer.integration, config, span, context, args, kwargs)

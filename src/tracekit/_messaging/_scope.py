@@ -18,38 +18,50 @@ from opentelemetry.trace import Link, SpanKind
 
 from tracekit import _state
 from tracekit._messaging._attributes import (
-    _client_attributes,
-    _message_attributes,
-    _operation,
-    _record_error,
+    client_attributes,
+    message_attributes,
+    operation_attributes,
+    record_error,
 )
 from tracekit._messaging._carrier import HEADERS
-from tracekit._messaging._common import Attributes, Client, _active, _Config, _restore
+from tracekit._messaging._common import Attributes, Client, Config, active_config, restore_context
 from tracekit._safety import report
 from tracekit._semconv import MESSAGING_DESTINATION_NAME, qualified_name
 
+__all__ = [
+    "BATCHES",
+    "OPEN_SCOPE",
+    "SCOPES_BY_CONSUMER",
+    "Record",
+    "Scope",
+    "end_open_scope",
+    "process",
+    "process_span",
+    "record_field",
+]
 
-def _field(record: Any, name: str) -> Any:
+
+def record_field(record: Any, name: str) -> Any:
     """A record field: an attribute (kafka-python, aiokafka) or a method (confluent-kafka)."""
     value = getattr(record, name, None)
     return value() if callable(value) else value
 
 
-class _Record:
+class Record:
     """What a span needs from a consumed record, read once."""
 
     __slots__ = ("headers", "key", "offset", "partition", "size", "topic", "value")
 
     def __init__(self, record: Any) -> None:
-        self.topic = _field(record, "topic")
-        self.partition = _field(record, "partition")
-        self.offset = _field(record, "offset")
-        self.key = _field(record, "key")
-        self.value = _field(record, "value")
-        self.headers = _field(record, "headers")
+        self.topic = record_field(record, "topic")
+        self.partition = record_field(record, "partition")
+        self.offset = record_field(record, "offset")
+        self.key = record_field(record, "key")
+        self.value = record_field(record, "value")
+        self.headers = record_field(record, "headers")
         self.size = getattr(record, "serialized_value_size", None)
 
-    def creation(self, config: _Config) -> trace.SpanContext:
+    def creation(self, config: Config) -> trace.SpanContext:
         """The producer's span context carried in the headers (invalid when there is none)."""
         if not self.headers:
             return trace.INVALID_SPAN_CONTEXT
@@ -57,7 +69,7 @@ class _Record:
         return trace.get_current_span(extracted).get_span_context()
 
 
-class _Scope:
+class Scope:
     """A process span and the context it was made current in."""
 
     __slots__ = ("context", "ended", "integration", "owner", "record", "span", "token")
@@ -79,39 +91,39 @@ class _Scope:
             self.ended = True
             self.span.end()
         if otel_context.get_current() is self.context:
-            _restore(self.token)
+            restore_context(self.token)
 
 
 #: The automatic process scope open in this context, if any.
-_open: ContextVar[_Scope | None] = ContextVar("tracekit.messaging.open", default=None)
+OPEN_SCOPE: ContextVar[Scope | None] = ContextVar("tracekit.messaging.open", default=None)
 #: Each consumer's open automatic process scope, wherever it was opened (a task of its own
 #: under asyncio.wait_for, say): the consumer's next receive or close ends it all the same.
-_by_consumer: dict[int, _Scope] = {}
+SCOPES_BY_CONSUMER: dict[int, Scope] = {}
 
 #: Records of each consumer's latest batch, so that process(record) knows their consumer.
-_batches: dict[int, dict[int, tuple[Any, Client]]] = {}
+BATCHES: dict[int, dict[int, tuple[Any, Client]]] = {}
 
 
-def _end_open(owner: int | None = None) -> None:
+def end_open_scope(owner: int | None = None) -> None:
     """End the scope open in this context (only if it is ``owner``'s) and ``owner``'s own."""
-    scope = _open.get()
+    scope = OPEN_SCOPE.get()
     if scope is not None and (owner is None or scope.owner == owner):
-        _open.set(None)
+        OPEN_SCOPE.set(None)
         _end(scope)
     if owner is not None:
-        scope = _by_consumer.pop(owner, None)
+        scope = SCOPES_BY_CONSUMER.pop(owner, None)
         if scope is not None:
             _end(scope)
 
 
-def _end(scope: _Scope) -> None:
+def _end(scope: Scope) -> None:
     try:
         scope.end()
     except Exception as exc:
         report(scope.integration, exc)
 
 
-def _process_span(config: _Config, record: _Record, client: Client) -> tuple[trace.Span, Context]:
+def process_span(config: Config, record: Record, client: Client) -> tuple[trace.Span, Context]:
     """Start a process span for ``record``: parent the producer's context, links as the conventions say."""
     ambient = otel_context.get_current()
     links = None
@@ -125,21 +137,21 @@ def _process_span(config: _Config, record: _Record, client: Client) -> tuple[tra
             if around.get_span_context().is_valid:
                 links.append(Link(around.get_span_context()))
     attributes: Attributes = {}
-    _operation(attributes, "process", "process", "process", config.dup)
+    operation_attributes(attributes, "process", "process", "process", config.dup)
     topic = record.topic
     if isinstance(topic, str):
         attributes[MESSAGING_DESTINATION_NAME] = topic
-    _message_attributes(
+    message_attributes(
         attributes, record.partition, record.offset, record.key, record.value, record.size, config.dup
     )
-    _client_attributes(attributes, client, config.dup)
+    client_attributes(attributes, client, config.dup)
     name = f"process {topic}" if isinstance(topic, str) and topic else "process"
     span = _state.tracer.start_known_span(name, parent, SpanKind.CONSUMER, attributes, links)
     return span, trace.set_span_in_context(span, parent)
 
 
 def _origin(record: Any) -> Client:
-    for batch in list(_batches.values()):
+    for batch in list(BATCHES.values()):
         found = batch.get(id(record))
         if found is not None and found[0] is record:
             return found[1]
@@ -152,22 +164,22 @@ def process(record: Any) -> Iterator[trace.Span]:
 
     See :func:`tracekit.kafka.process`.
     """
-    config = _active()
+    config = active_config()
     scope = None
     span: trace.Span = trace.INVALID_SPAN
     if config is not None:
         try:
-            open_scope = _open.get()
+            open_scope = OPEN_SCOPE.get()
             if open_scope is not None and open_scope.record is record and not open_scope.ended:
-                _open.set(None)
-                if _by_consumer.get(open_scope.owner) is open_scope:
-                    del _by_consumer[open_scope.owner]
+                OPEN_SCOPE.set(None)
+                if SCOPES_BY_CONSUMER.get(open_scope.owner) is open_scope:
+                    del SCOPES_BY_CONSUMER[open_scope.owner]
                 scope = open_scope
             else:
-                _end_open()
-                current_span, current = _process_span(config, _Record(record), _origin(record))
+                end_open_scope()
+                current_span, current = process_span(config, Record(record), _origin(record))
                 token = otel_context.attach(current)
-                scope = _Scope("kafka", current_span, current, token, 0, record)
+                scope = Scope("kafka", current_span, current, token, 0, record)
             span = scope.span
         except Exception as exc:
             report("kafka", exc)
@@ -176,7 +188,7 @@ def process(record: Any) -> Iterator[trace.Span]:
     except BaseException as exc:
         if scope is not None and isinstance(exc, Exception):
             try:
-                _record_error(scope.span, qualified_name(type(exc)), exc)
+                record_error(scope.span, qualified_name(type(exc)), exc)
             except Exception as internal:
                 report("kafka", internal)
         raise

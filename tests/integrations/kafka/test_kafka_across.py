@@ -191,7 +191,7 @@ def _fail(*args: Any, **kwargs: Any) -> Any:
     raise RuntimeError("forced internal failure")
 
 
-@pytest.mark.parametrize("part", ["_with_context", "_message_attributes"])
+@pytest.mark.parametrize("part", ["with_context", "message_attributes"])
 @pytest.mark.parametrize("sender", sorted(SEND))
 def test_a_failure_while_sending_leaves_the_send_untouched(
     sender: str,
@@ -211,7 +211,7 @@ def test_a_failure_while_sending_leaves_the_send_untouched(
     assert (value, headers) == (b"order", [("tenant", b"acme")])
     # A failure before the span starts makes none; one after it started ends it: none is left open.
     made = by_name(spans.spans, f"send {topic}")
-    assert len(made) == {"_message_attributes": 0, "_with_context": 1}[part]
+    assert len(made) == {"message_attributes": 0, "with_context": 1}[part]
     assert all(span.end_time is not None for span in made)
 
 
@@ -226,7 +226,7 @@ def test_a_failure_while_receiving_leaves_the_record_untouched(
 ) -> None:
     SEND["kafka_python"](broker, topic, b"order", [("tenant", b"acme")])
     sent = spans.named(f"send {topic}")
-    monkeypatch.setattr(_consume, "_process_span", _fail)
+    monkeypatch.setattr(_consume, "process_span", _fail)
     value, headers, current = RECEIVE[receiver](broker, topic)
     assert (value, header_values(headers, "traceparent")) == (b"order", [traceparent(sent)])
     assert current is trace.INVALID_SPAN
