@@ -1,4 +1,6 @@
-"""Development tasks: ``nox -s tests``, ``lint``, ``typecheck``, ``docs``, ``demo``, ``bench``."""
+"""Development tasks: ``nox -s tests``, ``oldest_sdk``, ``lint``, ``typecheck``, ``docs``, ``demo``,
+``bench``.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
+nox.options.sessions = ["tests", "oldest_sdk", "lint", "typecheck", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.default_venv_backend = "venv"
 
@@ -59,6 +61,37 @@ def tests(session: nox.Session) -> None:
     """Run the test suite against real local services."""
     session.install("-e", ".", *TEST_DEPS)
     session.run("pytest", "--timeout=120", *session.posargs)
+
+
+#: The oldest OpenTelemetry release tracekit supports (pyproject.toml's lower bounds).
+OLDEST_OPENTELEMETRY = [
+    f"{package}==1.39.0"
+    for package in (
+        "opentelemetry-api",
+        "opentelemetry-sdk",
+        "opentelemetry-exporter-otlp",
+        "opentelemetry-propagator-b3",
+        "opentelemetry-propagator-jaeger",
+    )
+]
+
+
+@nox.session(python=PYTHON)
+def oldest_sdk(session: nox.Session) -> None:
+    """tracekit's tracer, sampling and propagators on the oldest OpenTelemetry it supports.
+
+    tracekit's tracer writes the SDK's span fields itself (see ``tracekit/_tracer.py``):
+    its differential tests run at both ends of the supported range.
+    """
+    session.install("-e", ".", *OLDEST_OPENTELEMETRY, "pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100")
+    session.run(
+        "pytest",
+        "--timeout=120",
+        "tests/test_tracer.py",
+        "tests/test_sampling.py",
+        "tests/test_propagation.py",
+        *session.posargs,
+    )
 
 
 @nox.session(python=PYTHON)

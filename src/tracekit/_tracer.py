@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from threading import Lock
+from threading import Lock, RLock
 from time import time_ns
 from types import MappingProxyType
 from typing import Any
@@ -68,6 +68,7 @@ logger = logging.getLogger("tracekit")
 VERIFY_KNOWN_ATTRIBUTES = False
 
 _new = object.__new__
+_RLOCK = type(RLock())
 _NO_ATTRIBUTES: Mapping[str, Any] = MappingProxyType({})
 _SAMPLED = TraceFlags.SAMPLED
 #: Value types stored as given; anything else (tuples included) goes through validation.
@@ -83,12 +84,19 @@ _FLAGS = {
 }
 
 
+def _lock_like(lock: object) -> Callable[[], Any]:
+    """The factory of locks of ``lock``'s kind (the SDK has used both)."""
+    return RLock if isinstance(lock, _RLOCK) else Lock
+
+
 def _always() -> bool:
     return True
 
 
 #: Span fields made on first use: most spans never get an event or a link.
 _ON_FIRST_USE = frozenset({"_events", "_links"})
+#: Span fields that older SDK versions do not have (the span metrics arrived in 1.40).
+_OPTIONAL_FIELDS = frozenset({"_record_end_metrics"})
 #: Whether the SDK's span processors have the ``_on_ending`` hook that ``end()`` calls.
 _ON_ENDING = hasattr(sdk_trace.SynchronousMultiSpanProcessor, "_on_ending")
 _sdk_logger = logging.getLogger(sdk_trace.__name__)
@@ -257,7 +265,8 @@ class Tracer(trace.Tracer):
         self._sampler = tracer.sampler
         self._decide = _decider(self._sampler)
         self._ids = tracer.id_generator
-        self._random_ids = bool(self._ids.is_trace_id_random())
+        # Trace ids flagged random (W3C Trace Context Level 2) where the SDK knows the flag.
+        self._random_ids = bool(getattr(self._ids, "is_trace_id_random", bool)())
         self._processor = tracer.span_processor
         self._limits = limits
         # Known attributes go in as given when no limit could change them.
@@ -280,12 +289,14 @@ class Tracer(trace.Tracer):
             "_limits": limits,
             "_record_end_metrics": None,
         }
-        self._attribute_fields: dict[str, Any] = {
-            "maxlen": limits.max_span_attributes,
-            "dropped": 0,
-            "max_value_len": limits.max_span_attribute_length,
-            "_immutable": False,
-        }
+        # An attribute store as the SDK makes one for these limits: every field but the
+        # contents and the lock is copied from it, and the lock is of the same kind.
+        probe = BoundedAttributes(
+            limits.max_span_attributes, None, immutable=False, max_value_len=limits.max_span_attribute_length
+        )
+        self._attribute_fields = {k: v for k, v in vars(probe).items() if k not in ("_dict", "_lock")}
+        self._attribute_lock: Callable[[], Any] = _lock_like(probe._lock)
+        self._span_lock: Callable[[], Any] = Lock
         return self._layout_mismatch(tracer)
 
     def _layout_mismatch(self, tracer: sdk_trace.Tracer) -> str | None:
@@ -297,6 +308,9 @@ class Tracer(trace.Tracer):
             limits=self._limits,
             attributes={"a": 1},
         )
+        for optional in _OPTIONAL_FIELDS - set(vars(reference)):  # an SDK from before the field
+            del self._span_fields[optional]
+        self._span_lock = _lock_like(reference._lock)
         made = self._build(
             "tracekit layout check", INVALID_SPAN_CONTEXT, None, SpanKind.INTERNAL, {"a": 1}, True, (), 0
         )
@@ -473,14 +487,14 @@ class Tracer(trace.Tracer):
         span._parent = parent
         span._kind = kind
         span._resource = self._sdk.resource
-        span._lock = Lock()
+        span._lock = self._span_lock()
         if known and len(attributes) <= self._max_known and _plain(attributes):
             if VERIFY_KNOWN_ATTRIBUTES:
                 _verify(attributes)
             store = _new(BoundedAttributes)
             store.__dict__.update(self._attribute_fields)
             store._dict = dict(attributes)
-            store._lock = Lock()
+            store._lock = self._attribute_lock()
         else:
             limits = self._limits
             store = BoundedAttributes(
