@@ -365,6 +365,16 @@ def test_uvicorn(receiver: OTLPReceiver, tmp_path: Path) -> None:
         check_request_spans(receiver, server.pid, "/checkout")
 
 
+def test_hypercorn(receiver: OTLPReceiver, tmp_path: Path) -> None:
+    write(tmp_path, "app.py", ASGI_APP)
+    port = free_port()
+    command = [*TRACEKIT, "run", script("hypercorn"), "app:app", "--bind", f"127.0.0.1:{port}"]
+    with started(command, environment(receiver), cwd=tmp_path) as server:
+        wait_until_serving(f"http://127.0.0.1:{port}/ready", server)
+        _, body = get(f"http://127.0.0.1:{port}/checkout")
+        check_request_spans(receiver, int(body), "/checkout")
+
+
 def test_uvicorn_reload_exports_from_the_serving_child_only(receiver: OTLPReceiver, tmp_path: Path) -> None:
     write(tmp_path, "app.py", ASGI_APP)
     port = free_port()
@@ -492,3 +502,54 @@ def test_gunicorn_preload_sync_workers_export_their_own_spans(receiver: OTLPRece
             check_request_spans(receiver, pid, path, server_span=False)  # no integration for plain WSGI
         ids = {s.resource["service.instance.id"] for s in receiver.spans}
         assert len(ids) == 3  # the arbiter and each worker are instances of their own
+
+
+FLASK_APP = """
+    import os
+    import tracekit
+    from flask import Flask
+
+    app = Flask(__name__)
+
+    @app.get("/ready")
+    def ready():
+        return "ok"
+
+    @app.get("/orders/<int:order_id>")
+    def order(order_id):
+        with tracekit.span("handle", path=f"/orders/{order_id}"):
+            return str(os.getpid())
+"""
+
+
+def test_flask_run_a_console_script(receiver: OTLPReceiver, tmp_path: Path) -> None:
+    write(tmp_path, "flask_app.py", FLASK_APP)
+    port = free_port()
+    command = [
+        *TRACEKIT,
+        "run",
+        script("flask"),
+        "--app",
+        "flask_app",
+        "run",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--no-reload",
+    ]
+    with started(command, environment(receiver), cwd=tmp_path) as server:
+        wait_until_serving(f"http://127.0.0.1:{port}/ready", server)
+        _, body = get(f"http://127.0.0.1:{port}/orders/7")
+        assert int(body) == server.pid  # exec: the launcher became flask's own script
+        [handled] = [s for s in spans_named(receiver, "handle", 1) if s.attributes.get("path") == "/orders/7"]
+        [request] = [s for s in receiver.spans if s.span_id == handled.parent_span_id]
+    assert (request.name, request.kind, request.parent_span_id) == (
+        "GET /orders/<int:order_id>",
+        SpanKind.SERVER,
+        None,
+    )
+    assert request.attributes["http.route"] == "/orders/<int:order_id>"
+    assert request.attributes["http.response.status_code"] == 200
+    assert request.resource["process.pid"] == handled.resource["process.pid"] == server.pid
+    assert request.resource["service.name"] == "launched"
