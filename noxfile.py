@@ -70,7 +70,6 @@ OLDEST_OPENTELEMETRY = [
         "opentelemetry-api",
         "opentelemetry-sdk",
         "opentelemetry-exporter-otlp",
-        "opentelemetry-propagator-b3",
         "opentelemetry-propagator-jaeger",
     )
 ]

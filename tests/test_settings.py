@@ -491,9 +491,9 @@ _covers(INVALID_CASES, "OTEL_PROPAGATORS")
 
 
 def _propagator_types() -> dict[str, type[TextMapPropagator]]:
-    from opentelemetry.propagators.b3 import B3MultiFormat, B3SingleFormat
     from opentelemetry.propagators.jaeger import JaegerPropagator
 
+    from tracekit._b3 import B3MultiFormat, B3SingleFormat
     from tracekit._baggage import W3CBaggagePropagator
     from tracekit._tracecontext import TraceContextPropagator
 

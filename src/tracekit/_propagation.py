@@ -1,11 +1,10 @@
 """Propagator names (OTEL_PROPAGATORS) to propagator instances.
 
-W3C Trace Context and W3C Baggage are tracekit's own (:mod:`tracekit._tracecontext`,
-:mod:`tracekit._baggage`: the ones in ``opentelemetry-api`` fall short of the specifications
-in places); the official OpenTelemetry propagators do the rest: B3 from
-``opentelemetry-propagator-b3`` and Jaeger from ``opentelemetry-propagator-jaeger``. B3
-and Jaeger extraction is guarded by header checks those two lack (see :class:`_Checked`);
-tests/test_propagation.py shows what each check is for.
+W3C Trace Context, W3C Baggage and B3 are tracekit's own (:mod:`tracekit._tracecontext`,
+:mod:`tracekit._baggage`, :mod:`tracekit._b3`: the official ones fall short of their
+specifications in places); Jaeger is the official ``opentelemetry-propagator-jaeger``, its
+extraction guarded by the header check it lacks (see :class:`_Checked`).
+tests/test_propagation.py shows what each difference is for.
 """
 
 from __future__ import annotations
@@ -99,16 +98,6 @@ def _first(values: Iterable[str] | None) -> str | None:
     return next(iter(values), None) if values is not None else None
 
 
-def _b3_well_formed(getter: Getter[Any], carrier: Any) -> bool:
-    # The official B3 id patterns use \d, which also matches non-ASCII digits ("\u0661"
-    # would be read as 1): only ASCII ids are hex.
-    for key in ("b3", "x-b3-traceid", "x-b3-spanid"):
-        value = _first(getter.get(carrier, key))
-        if value is not None and not value.isascii():
-            return False
-    return True
-
-
 # {trace-id}:{span-id}:{parent-span-id}:{flags}, each in base16 (shorter ids are 0-padded)
 _UBER_TRACE_ID = re.compile(r"[0-9a-fA-F]{1,32}:[0-9a-fA-F]{1,16}:[0-9a-fA-F]{1,16}:[0-9a-fA-F]{1,2}")
 
@@ -142,15 +131,15 @@ def _baggage() -> TextMapPropagator:
 
 
 def _b3() -> TextMapPropagator:
-    from opentelemetry.propagators.b3 import B3SingleFormat
+    from tracekit._b3 import B3SingleFormat
 
-    return _Checked(B3SingleFormat(), _b3_well_formed)
+    return B3SingleFormat()
 
 
 def _b3multi() -> TextMapPropagator:
-    from opentelemetry.propagators.b3 import B3MultiFormat
+    from tracekit._b3 import B3MultiFormat
 
-    return _Checked(B3MultiFormat(), _b3_well_formed)
+    return B3MultiFormat()
 
 
 def _jaeger() -> TextMapPropagator:
