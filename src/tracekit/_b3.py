@@ -17,7 +17,6 @@ headers. One pass over the headers, no second parse.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -30,6 +29,8 @@ from opentelemetry.propagators.textmap import (
     default_setter,
 )
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
+
+from tracekit._propagation import first_value
 
 __all__ = ["B3MultiFormat", "B3SingleFormat"]
 
@@ -46,10 +47,6 @@ _SAMPLED_FLAGS = TraceFlags(TraceFlags.SAMPLED)
 _UNSAMPLED_FLAGS = TraceFlags(TraceFlags.DEFAULT)
 
 
-def _first(values: Iterable[str] | None) -> str | None:
-    return next(iter(values), None) if values is not None else None
-
-
 class B3MultiFormat(TextMapPropagator):
     """Reads either B3 form; writes ``X-B3-TraceId``, ``X-B3-SpanId`` and ``X-B3-Sampled``."""
 
@@ -61,9 +58,9 @@ class B3MultiFormat(TextMapPropagator):
     ) -> Context:
         if context is None:
             context = Context()
-        single = _first(getter.get(carrier, SINGLE))
-        trace_id = _first(getter.get(carrier, TRACE_ID))
-        span_id = _first(getter.get(carrier, SPAN_ID))
+        single = first_value(getter.get(carrier, SINGLE))
+        trace_id = first_value(getter.get(carrier, TRACE_ID))
+        span_id = first_value(getter.get(carrier, SPAN_ID))
         if any(value is not None and not value.isascii() for value in (single, trace_id, span_id)):
             return context
         flags = None
@@ -79,8 +76,8 @@ class B3MultiFormat(TextMapPropagator):
             else:
                 return context
         else:
-            sampled = _first(getter.get(carrier, SAMPLED))
-            flags = _first(getter.get(carrier, FLAGS))
+            sampled = first_value(getter.get(carrier, SAMPLED))
+            flags = first_value(getter.get(carrier, FLAGS))
         if (
             not trace_id
             or not span_id

@@ -27,7 +27,7 @@ from opentelemetry.propagators.textmap import (
     default_setter,
 )
 
-__all__ = ["install_global", "make_propagator", "span_injector"]
+__all__ = ["first_value", "install_global", "make_propagator", "span_injector"]
 
 #: The composite :func:`make_propagator` built last, when it holds nothing but tracekit's
 #: W3C Trace Context and W3C Baggage: ``(composite, trace context, baggage)``.
@@ -94,7 +94,8 @@ class _RewritingSetter(Setter[CarrierT]):
         self._setter.set(carrier, key, self._rewrite(key, value))
 
 
-def _first(values: Iterable[str] | None) -> str | None:
+def first_value(values: Iterable[str] | None) -> str | None:
+    """The first of a header's values as a getter returns them, or ``None``."""
     return next(iter(values), None) if values is not None else None
 
 
@@ -105,7 +106,7 @@ _UBER_TRACE_ID = re.compile(r"[0-9a-fA-F]{1,32}:[0-9a-fA-F]{1,16}:[0-9a-fA-F]{1,
 def _jaeger_well_formed(getter: Getter[Any], carrier: Any) -> bool:
     # The official propagator reads each field with int(field, 16), which also takes
     # "0x1f", "1_f", "-1f", " 1f " and non-ASCII digits.
-    header = _first(getter.get(carrier, "uber-trace-id"))
+    header = first_value(getter.get(carrier, "uber-trace-id"))
     return not header or _UBER_TRACE_ID.fullmatch(header.strip()) is not None
 
 

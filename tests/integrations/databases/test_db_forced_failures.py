@@ -13,6 +13,7 @@ import pytest
 import redis
 
 from tracekit import _db
+from tracekit._tracer import Tracer
 from tracekit.testing import SpanRecorder
 
 
@@ -85,9 +86,19 @@ def servers(request: pytest.FixtureRequest) -> dict[str, Any]:
     return {needed.replace("_server", ""): request.getfixturevalue(needed)}
 
 
+#: Where a failure is forced on the way to a span: the statement's description (a statement
+#: not seen before, since a known one is described from the cache), or tracekit's tracer.
+STARTING_PARTS = {
+    "description": (_db.Database, "_describe_span", "SELECT  42"),
+    "tracer": (Tracer, "_build", "SELECT 42"),
+}
+
+
+@pytest.mark.parametrize("part", sorted(STARTING_PARTS))
 @pytest.mark.parametrize("name", sorted(CLIENTS))
 def test_a_failure_while_starting_the_span_leaves_the_result_unchanged(
     name: str,
+    part: str,
     servers: dict[str, Any],
     spans: SpanRecorder,
     monkeypatch: pytest.MonkeyPatch,
@@ -95,10 +106,10 @@ def test_a_failure_while_starting_the_span_leaves_the_result_unchanged(
 ) -> None:
     expected = CLIENTS[name](servers, "SELECT 42")
     spans.clear()
-    monkeypatch.setattr(_db.Database, "_describe_span", _fail)
-    # A statement not seen before (a known one is described from the cache); the same answer.
-    again = "SELECT 42" if name == "redis" else "SELECT  42"
-    assert CLIENTS[name](servers, again) == expected
+    owner, attribute, again = STARTING_PARTS[part]
+    monkeypatch.setattr(owner, attribute, _fail)
+    # The same answer (redis has no statement cache: its command is sent as it is).
+    assert CLIENTS[name](servers, "SELECT 42" if name == "redis" else again) == expected
     assert guarded_errors
     assert {(integration, str(exc)) for integration, exc in guarded_errors} == {
         (name, "forced internal failure")
@@ -124,24 +135,3 @@ def test_a_failure_while_recording_an_error_reraises_the_original(
         span for span in spans.spans if span.status.status_code.name == "UNSET" and "missing" in span.name
     ]
     assert len(failed) <= 1  # the span still ended
-
-
-@pytest.mark.parametrize("name", sorted(CLIENTS))
-def test_a_failure_inside_tracekits_tracer_leaves_the_result_unchanged(
-    name: str,
-    servers: dict[str, Any],
-    spans: SpanRecorder,
-    monkeypatch: pytest.MonkeyPatch,
-    guarded_errors: list[tuple[str, BaseException]],
-) -> None:
-    from tracekit._tracer import Tracer
-
-    expected = CLIENTS[name](servers, "SELECT 42")
-    spans.clear()
-    monkeypatch.setattr(Tracer, "_build", _fail)
-    assert CLIENTS[name](servers, "SELECT 42") == expected
-    assert {(integration, str(exc)) for integration, exc in guarded_errors} == {
-        (name, "forced internal failure")
-    }
-    guarded_errors.clear()
-    assert [span for span in spans.spans if span.attributes.get("db.system.name")] == []  # type: ignore[union-attr]
