@@ -1,8 +1,8 @@
 """``python -m benchmarks [--quick] [--output PATH] [NAME ...]``.
 
 NAME is a family (``decorator``, ``span``, ``propagation``, ``http-clients``,
-``http-servers``, ``kafka``, ``databases``, ``startup``, ``export``) or one benchmark of a family
-(``decorator-sampled``, ``httpx-get``, ...); no NAME runs everything. A full run of
+``http-servers``, ``kafka``, ``databases``, ``startup``, ``export``, ``instructions``) or one
+benchmark of a family (``decorator-sampled``, ``httpx-get``, ...); no NAME runs everything. A full run of
 everything rewrites ``docs/performance.md``; other runs print their tables and write a
 file only when ``--output`` is given.
 """
@@ -21,6 +21,7 @@ from benchmarks import (
     export,
     http_clients,
     http_servers,
+    instructions,
     kafka,
     manual_spans,
     propagation,
@@ -51,6 +52,7 @@ TIMED: dict[str, Callable[[Scale], list[Benchmark]]] = {
 #: Families with tables of their own.
 CUSTOM: dict[str, Callable[[Scale, Callable[[str], None]], list[Section]]] = {
     "export": export.run,
+    "instructions": instructions.run,
 }
 DEFAULT_OUTPUT = ROOT / "docs" / "performance.md"
 

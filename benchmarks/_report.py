@@ -220,6 +220,12 @@ sampled (parent-based, always on) on both sides. The suite lives in `benchmarks/
 run) or `nox -s bench -- decorator` (one family). Both sides' export queues hold 65,536
 spans, so that no round drops spans (a round that did would not count).
 
+A request to a local server costs a few hundred microseconds, and on a shared virtual machine
+that figure moves by tens of microseconds from run to run, as much as an instrumentation adds.
+The HTTP client benchmarks therefore run many short rounds, and the last table counts the
+instructions each side adds per request with callgrind (`nox -s bench -- instructions`), a
+figure that repeats exactly whatever the machine is doing.
+
 Where tracekit's lower cost comes from: its integrations and decorators make the SDK's own
 span objects through tracekit's tracer (`tracekit/_tracer.py`), which does less per span than
 the SDK's tracer while producing the same data. Attributes that tracekit's code built (exact
@@ -263,4 +269,5 @@ FAMILY_TITLES = {
     "databases": "Database clients",
     "startup": "Start-up",
     "export": "Export throughput",
+    "instructions": "Instructions per operation",
 }

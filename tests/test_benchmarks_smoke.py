@@ -136,3 +136,36 @@ def test_budget_is_not_measured_without_a_tracekit_figure() -> None:
     result = _result({"bare": [1e-6] * 3, "peer": [4e-6] * 3})
     [verdict] = evaluate([result], [Budget(0, "synthetic", "ratio", ratio_at_most(0.5))])
     assert verdict.status == "not measured"
+
+
+def test_instructions_per_operation_cancel_what_every_run_shares(monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks import instructions
+
+    # 5,000 for start-up and teardown, then a fixed count per operation and role.
+    per_operation = {"bare": 1_000_000, "tracekit": 1_150_000, "peer": 1_600_000}
+    monkeypatch.setattr(instructions.shutil, "which", lambda name: "/usr/bin/valgrind")
+    monkeypatch.setattr(
+        instructions,
+        "count",
+        lambda benchmark, role, operations: 5_000 + per_operation[role] * operations,
+    )
+    [section] = instructions.run(instructions.Scale(quick=True), log=lambda message: None)
+    assert "| `requests-get` | 1,000k | 1,150k | 1,600k | +150k | +600k | 0.25 |" in section.body
+
+
+def test_instructions_say_why_they_were_not_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks import instructions
+
+    def fail(benchmark: str, role: str, operations: int) -> int:
+        if role == "peer":
+            raise RuntimeError("ImportError: no peer")
+        return 1_000 * operations
+
+    monkeypatch.setattr(instructions.shutil, "which", lambda name: "/usr/bin/valgrind")
+    monkeypatch.setattr(instructions, "count", fail)
+    [section] = instructions.run(instructions.Scale(quick=True), log=lambda message: None)
+    assert "| `httpx-get` | 1k | 1k | failed: ImportError: no peer |  |  |  |" in section.body
+
+    monkeypatch.setattr(instructions.shutil, "which", lambda name: None)
+    [section] = instructions.run(instructions.Scale(quick=True), log=lambda message: None)
+    assert "Not measured: valgrind is not installed" in section.body
