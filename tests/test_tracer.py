@@ -6,8 +6,10 @@ tracekit's, and the exported spans are compared field by field (ids and times as
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
+import tracemalloc
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -413,3 +415,49 @@ def test_events_added_from_many_threads_at_once_are_all_kept(pipeline: Any) -> N
     assert len(finished.events) == 1600
     assert finished.dropped_events == 0
     assert '"name": "tick"' in finished.to_json()
+
+
+def _held_per_span(make_tracer: Callable[[sdk_trace.Tracer], Any]) -> float:
+    """Bytes still held per ended client span by a processor that queues them, as a batch one does."""
+
+    class Queue(sdk_trace.SpanProcessor):
+        def __init__(self) -> None:
+            self.spans: list[ReadableSpan] = []
+
+        def on_end(self, span: ReadableSpan) -> None:
+            self.spans.append(span)
+
+    provider = TracerProvider(shutdown_on_exit=False)
+    queue = Queue()
+    provider.add_span_processor(queue)
+    tracer = make_tracer(provider.get_tracer("tests"))
+
+    def one() -> None:
+        start = {"http.request.method": "GET", "server.address": "example.com", "server.port": 443}
+        span = _known(tracer, "GET", SpanKind.CLIENT, {**start, "url.full": "https://example.com/a"})
+        _set_known(tracer, span, {"http.response.status_code": 200, "network.protocol.version": "1.1"})
+        span.end()
+
+    one()
+    queue.spans.clear()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        for _ in range(500):
+            one()
+        for span in queue.spans:  # what an exporter reads
+            assert (span.events, span.links, span.dropped_events, span.dropped_links) == ((), (), 0, 0)
+        gc.collect()
+        held = tracemalloc.get_traced_memory()[0] / 500
+    finally:
+        tracemalloc.stop()
+        provider.shutdown()
+    return held
+
+
+def test_a_queued_span_holds_well_under_half_the_memory_of_the_sdks() -> None:
+    # Fields are written one by one so that CPython keeps them inline with shared keys;
+    # through __dict__ the span held about 0.54x what the SDK's queued span holds.
+    ours = _held_per_span(Tracer)
+    sdk = _held_per_span(lambda tracer: tracer)
+    assert ours <= 0.45 * sdk, (ours, sdk)
