@@ -454,3 +454,12 @@ def test_the_sdk_continues_the_trace_with_the_random_flag_and_the_tracestate() -
         "tracestate": "congo=t61rcWkgMzE",
     }
     assert child.span_id != int(PARENT, 16)
+
+
+def test_a_span_context_is_the_tuple_the_hot_paths_unpack() -> None:
+    # format_traceparent(), the tracer and the batch processor unpack SpanContext rather
+    # than call its properties; a release of the API that reorders it must fail here.
+    state = TraceState([("k", "v")])
+    flags = TraceFlags(TraceFlags.SAMPLED)
+    assert tuple(SpanContext(1, 2, True, flags, state)) == (1, 2, True, flags, state, True)
+    assert tuple(SpanContext(0, 2, False))[5] is False

@@ -26,10 +26,10 @@ from collections.abc import Callable, Mapping, Sequence
 from contextvars import Token
 from typing import Any, NamedTuple
 
-from opentelemetry import context as otel_context
 from opentelemetry.trace import Span, SpanKind
 
 from tracekit import _state
+from tracekit._context import current_context
 from tracekit._safety import report
 from tracekit._semconv import (
     DB_COLLECTION_NAME,
@@ -112,7 +112,7 @@ Call = tuple[Span, Token[bool], Args, Kwargs]
 #: The attribute under which a connection (a pool) keeps its endpoint.
 ENDPOINT_KEY = "_tracekit_endpoint"
 # Bound once: the per-call paths below read module globals, not attribute chains.
-_get_current = otel_context.get_current
+_get_current = current_context
 _in_layer = DB_CLIENT.var.get
 _enter_layer = DB_CLIENT.var.set
 _leave_layer = DB_CLIENT.var.reset

@@ -43,6 +43,7 @@ from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanKind
 from opentelemetry.util.types import Attributes, AttributeValue
 
 from tracekit import _state
+from tracekit._context import current_context
 from tracekit._logging import logger
 from tracekit._safety import report
 from tracekit._spans import record_exception
@@ -66,7 +67,7 @@ _INTEGRATION = "manual spans"
 
 # Bound once: the per-call paths below read module globals, not attribute chains.
 _NoOpTracer = _state.Unconfigured
-_get_current = otel_context.get_current
+_get_current = current_context
 _get_current_span = trace.get_current_span
 _set_span_in_context = trace.set_span_in_context
 _attach = otel_context.attach

@@ -26,11 +26,11 @@ from collections.abc import Callable, Iterable
 from contextvars import ContextVar, Token
 from typing import Any
 
-from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from tracekit import _state
+from tracekit._context import current_context
 from tracekit._propagation import span_injector
 from tracekit._redaction import captured_headers, header_sanitizer, redact_url
 from tracekit._safety import report
@@ -145,9 +145,12 @@ def split_origin(url: str) -> tuple[str, str, int | None]:
         position = rest.find(stop)
         if 0 <= position < end:
             end = position
-    authority = rest[:end]
-    host, port = split_authority(authority[authority.rfind("@") + 1 :], scheme)
-    return scheme, host, port
+    authority = rest[rest.rfind("@", 0, end) + 1 : end]
+    if authority.startswith("["):
+        host, port = split_authority(authority, scheme)
+        return scheme, host, port
+    host, _, port_text = authority.partition(":")
+    return scheme, host, int(port_text) if port_text.isdigit() else _DEFAULT_PORTS.get(scheme.lower())
 
 
 def split_authority(authority: str, scheme: str) -> tuple[str, int | None]:
@@ -202,7 +205,7 @@ class _Config:
 
 
 # Bound once: the per-request paths below read module globals, not attribute chains.
-_get_current = otel_context.get_current
+_get_current = current_context
 _set_span_in_context = trace.set_span_in_context
 _in_layer = HTTP_CLIENT.var.get
 _enter_layer = HTTP_CLIENT.var.set
@@ -326,7 +329,10 @@ class HttpClient:
 
     def ok(self, span: trace.Span | None, token: Token[bool], config: _Config, response: Any) -> None:
         """The library returned ``response``: record its status and end the span."""
-        _leave(token)
+        try:  # noqa: SIM105 - _leave() in line: this runs for every request
+            _leave_layer(token)
+        except ValueError:
+            pass
         if span is None:
             return
         try:

@@ -20,13 +20,15 @@ import threading
 import weakref
 
 from opentelemetry import context as otel_context
-from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import TraceFlags
 
 from tracekit._logging import RateLimitedCounter, logger
 
 __all__ = ["BatchSpanProcessor"]
 
+_SAMPLED = TraceFlags.SAMPLED
 _SUPPRESS_INSTRUMENTATION_KEY = getattr(
     otel_context, "_SUPPRESS_INSTRUMENTATION_KEY", "suppress_instrumentation"
 )
@@ -86,13 +88,11 @@ class BatchSpanProcessor(SpanProcessor):
         self._worker = threading.Thread(target=self._run, name="tracekit-export", daemon=True)
         self._worker.start()
 
-    def on_start(self, span: Span, parent_context: otel_context.Context | None = None) -> None:
-        return None
-
     def on_end(self, span: ReadableSpan) -> None:
         # Runs for every span: no lock on the way in. deque.append and len() are atomic,
         # so the queue can outgrow its bound by at most one span per thread racing here.
-        if self._shutdown or not span.context.trace_flags.sampled:
+        _, _, _, flags, _, _ = span.context  # SpanContext is a tuple: no call per field
+        if self._shutdown or not flags & _SAMPLED:
             return
         queue = self._queue
         if len(queue) >= self._max_queue_size:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from opentelemetry import trace
+from opentelemetry.baggage import _BAGGAGE_KEY
 from opentelemetry.context import Context
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import (
@@ -198,7 +199,7 @@ def span_injector() -> Callable[[dict[str, str], trace.Span, Context], None]:
             return
         if tracecontext is not None:
             tracecontext.inject_span_context(carrier, span.get_span_context())
-        if baggage is not None:
+        if baggage is not None and parent.get(_BAGGAGE_KEY):  # no baggage, no header
             baggage.inject(carrier, parent)
 
     return inject

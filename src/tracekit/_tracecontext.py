@@ -40,6 +40,7 @@ from opentelemetry.propagators.textmap import (
     default_setter,
 )
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE as _DEFAULT_TRACE_STATE
 
 __all__ = [
     "KNOWN_FLAGS",
@@ -112,8 +113,10 @@ def parse_tracestate(fields: Iterable[str]) -> TraceState | None:
 
 def format_traceparent(span_context: SpanContext) -> str:
     """The version ``00`` header value (``traceparent`` or ``traceresponse``) for ``span_context``."""
-    flags = int(span_context.trace_flags) & KNOWN_FLAGS
-    return f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-{flags:02x}"
+    # A SpanContext is the tuple (trace_id, span_id, is_remote, trace_flags, trace_state,
+    # is_valid): unpacked, it costs no call per field (tests/test_tracecontext.py pins it).
+    trace_id, span_id, _, flags, _, _ = span_context
+    return f"00-{trace_id:032x}-{span_id:016x}-{flags & KNOWN_FLAGS:02x}"
 
 
 class TraceContextPropagator(TextMapPropagator):
@@ -160,11 +163,12 @@ class TraceContextPropagator(TextMapPropagator):
     @staticmethod
     def inject_span_context(carrier: dict[str, str], span_context: SpanContext) -> None:
         """:meth:`inject` of the context of a span at hand, into a plain ``dict`` carrier."""
-        if not span_context.is_valid:
+        *_, state, valid = span_context  # see format_traceparent()
+        if not valid:
             return
         carrier[TRACEPARENT] = format_traceparent(span_context)
-        if span_context.trace_state:
-            carrier[TRACESTATE] = span_context.trace_state.to_header()
+        if state is not _DEFAULT_TRACE_STATE and state:
+            carrier[TRACESTATE] = state.to_header()
 
     @property
     def fields(self) -> set[str]:

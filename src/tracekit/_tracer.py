@@ -28,6 +28,7 @@ anywhere else it hands every call to the SDK's tracer unchanged.
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from threading import Lock, RLock
 from time import time_ns
@@ -38,6 +39,7 @@ from opentelemetry import trace
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk import trace as sdk_trace
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.trace.sampling import (
     Decision,
     ParentBased,
@@ -74,6 +76,12 @@ _SAMPLED = TraceFlags.SAMPLED
 #: Value types stored as given; anything else (tuples included) goes through validation.
 _PLAIN = frozenset({str, bool, int, float})
 _get_current_span = trace.get_current_span
+#: The context key under which the API keeps the current span (checked at take-over).
+_SPAN_KEY: str = getattr(trace.propagation, "_SPAN_KEY", "")
+_new_tuple = tuple.__new__
+_MAX_TRACE_ID = (1 << 128) - 1
+_MAX_SPAN_ID = (1 << 64) - 1
+_DEFAULT_TRACE_STATE = trace.DEFAULT_TRACE_STATE
 _UNSET = Status(StatusCode.UNSET)
 _RANDOM = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)
 #: Trace flags by (sampled, random trace id).
@@ -97,6 +105,10 @@ def _always() -> bool:
 _ON_FIRST_USE = frozenset({"_events", "_links"})
 #: Whether the SDK's span processors have the ``_on_ending`` hook that ``end()`` calls.
 _ON_ENDING = hasattr(sdk_trace.SynchronousMultiSpanProcessor, "_on_ending")
+_MULTI = sdk_trace.SynchronousMultiSpanProcessor
+#: The base class's hooks, which do nothing: a processor that keeps them is not called.
+_NO_ON_START = sdk_trace.SpanProcessor.on_start
+_NO_ON_ENDING = getattr(sdk_trace.SpanProcessor, "_on_ending", None)
 _sdk_logger = logging.getLogger(sdk_trace.__name__)
 
 
@@ -129,8 +141,13 @@ class _Span(sdk_trace.Span):
                 return
             self._end_time = end_time if end_time is not None else time_ns()
             self._attributes._immutable = True  # type: ignore[union-attr]
-        processor = self._span_processor
-        if _ON_ENDING:
+        processor: sdk_trace.SpanProcessor = self._span_processor
+        if type(processor) is _MULTI and len(processor._span_processors) == 1:
+            # The usual provider: one processor, called without the loop around it.
+            (processor,) = processor._span_processors
+            if _ON_ENDING and type(processor)._on_ending is not _NO_ON_ENDING:
+                processor._on_ending(self)
+        elif _ON_ENDING:
             processor._on_ending(self)
         processor.on_end(self)
 
@@ -166,6 +183,24 @@ class _Span(sdk_trace.Span):
     def dropped_links(self) -> int:
         links = self._made("_links")
         return 0 if links is None else int(links.dropped)
+
+
+_KNOWN_SPANS = (NonRecordingSpan, _Span)
+
+
+def _span_context(trace_id: int, span_id: int, flags: TraceFlags, state: Any) -> SpanContext:
+    """``SpanContext(trace_id, span_id, is_remote=False, ...)``, built as its ``__new__`` builds it."""
+    return _new_tuple(
+        SpanContext,
+        (
+            trace_id,
+            span_id,
+            False,
+            flags,
+            _DEFAULT_TRACE_STATE if state is None else state,
+            0 < trace_id <= _MAX_TRACE_ID and 0 < span_id <= _MAX_SPAN_ID,
+        ),
+    )
 
 
 def _decider(sampler: Sampler) -> Callable[[SpanContext | None, int], Decision] | None:
@@ -208,10 +243,11 @@ def _decider(sampler: Sampler) -> Callable[[SpanContext | None, int], Decision] 
     def decide(parent: SpanContext | None, trace_id: int) -> Decision:
         if parent is None:
             return root(trace_id)  # type: ignore[misc]
-        if parent.is_remote:
-            chosen = remote_sampled if parent.trace_flags & _SAMPLED else remote_unsampled
+        _, _, remote, flags, _, _ = parent
+        if remote:
+            chosen = remote_sampled if flags & _SAMPLED else remote_unsampled
         else:
-            chosen = local_sampled if parent.trace_flags & _SAMPLED else local_unsampled
+            chosen = local_sampled if flags & _SAMPLED else local_unsampled
         return chosen(trace_id)  # type: ignore[misc]
 
     return decide
@@ -271,6 +307,8 @@ class Tracer(trace.Tracer):
         self._ids = tracer.id_generator
         # Trace ids flagged random (W3C Trace Context Level 2) where the SDK knows the flag.
         self._random_ids = bool(getattr(self._ids, "is_trace_id_random", bool)())
+        # The SDK's default generator draws from the random module: drawn here in line.
+        self._random_bits = random.getrandbits if type(self._ids) is RandomIdGenerator else None
         self._processor = tracer.span_processor
         self._limits = limits
         # Known attributes go in as given when no limit could change them.
@@ -296,6 +334,15 @@ class Tracer(trace.Tracer):
             attributes={"a": 1},
         )
         self._end_metrics_field = "_record_end_metrics" in vars(reference)
+        probe = NonRecordingSpan(INVALID_SPAN_CONTEXT)
+        if trace.set_span_in_context(probe).get(_SPAN_KEY) is not probe:
+            return "the API keeps the current span under another context key"
+        flags = _FLAGS[True, False]
+        for trace_id, span_id in ((1, 2), (0, 2), (1, 0), (1 << 128, 1)):
+            made_context = _span_context(trace_id, span_id, flags, None)
+            expected_context = SpanContext(trace_id, span_id, is_remote=False, trace_flags=flags)
+            if made_context != expected_context or made_context.is_valid != expected_context.is_valid:
+                return "SDK span contexts differ"
         self._span_lock = _lock_like(reference._lock)
         made = self._build(
             "tracekit layout check", INVALID_SPAN_CONTEXT, None, SpanKind.INTERNAL, {"a": 1}, True, (), 0
@@ -408,34 +455,43 @@ class Tracer(trace.Tracer):
             return self._delegate.start_span(
                 name, context, kind, attributes, links, start_time, record_exception, set_status_on_exception
             )
-        parent: SpanContext | None = _get_current_span(context).get_span_context()
-        if not self._enabled():
-            return NonRecordingSpan(INVALID_SPAN_CONTEXT if parent is None else parent)
-        if parent is None or not parent.is_valid:
-            parent = None
-            trace_id = self._ids.generate_trace_id()
-            random = self._random_ids
+        # get_current_span(context), read directly from the context when one is given.
+        current: Any = _get_current_span() if context is None else context.get(_SPAN_KEY)
+        if type(current) in _KNOWN_SPANS or isinstance(current, trace.Span):
+            parent: SpanContext | None = current.get_span_context()
         else:
-            trace_id = parent.trace_id
-            random = bool(parent.trace_flags & _RANDOM)
+            parent = None
+        if self._enabled is not _always and not self._enabled():
+            return NonRecordingSpan(INVALID_SPAN_CONTEXT if parent is None else parent)
+        trace_state = None
+        if parent is not None:
+            trace_id, _, _, flags, trace_state, valid = parent
+            if not valid:
+                parent = trace_state = None
+        if parent is None:
+            draw = self._random_bits
+            # A zero draw (probability 2**-128) is the invalid id: the generator draws again.
+            trace_id = (draw(128) if draw is not None else 0) or self._ids.generate_trace_id()
+            random_id = self._random_ids
+        else:
+            random_id = bool(flags & _RANDOM)
         links = links or ()
         decide = self._decide
         given: Mapping[str, Any]
         if decide is not None:
             decision = decide(parent, trace_id)
-            trace_state = None if parent is None else parent.trace_state
             given = attributes or _NO_ATTRIBUTES
         else:
             result = self._sampler.should_sample(context, trace_id, name, kind, attributes, links)
             decision, trace_state = result.decision, result.trace_state
             # The built-in samplers hand the span's attributes through unchanged, as a view.
             given = result.attributes or _NO_ATTRIBUTES
-        span_context = SpanContext(
+        draw = self._random_bits
+        span_context = _span_context(
             trace_id,
-            self._ids.generate_span_id(),
-            is_remote=False,
-            trace_flags=_FLAGS[decision is Decision.RECORD_AND_SAMPLE, random],
-            trace_state=trace_state,
+            (draw(64) if draw is not None else 0) or self._ids.generate_span_id(),
+            _FLAGS[decision is Decision.RECORD_AND_SAMPLE, random_id],
+            trace_state,
         )
         if decision is Decision.DROP:
             return NonRecordingSpan(span_context)
@@ -452,7 +508,12 @@ class Tracer(trace.Tracer):
         if not (record_exception and set_status_on_exception):
             span._record_exception = record_exception
             span._set_status_on_exception = set_status_on_exception
-        self._processor.on_start(span, parent_context=context)
+        processor: sdk_trace.SpanProcessor = self._processor
+        if type(processor) is _MULTI and len(processor._span_processors) == 1:
+            (processor,) = processor._span_processors
+            if type(processor).on_start is _NO_ON_START:
+                return span
+        processor.on_start(span, parent_context=context)
         return span
 
     def _build(

@@ -15,6 +15,7 @@ from opentelemetry.context import Context
 from opentelemetry.trace import Link, SpanKind
 
 from tracekit import _state
+from tracekit._context import current_context
 from tracekit._messaging._attributes import (
     client_attributes,
     message_attributes,
@@ -39,7 +40,7 @@ from tracekit._suppression import SUPPRESS_INSTRUMENTATION_KEY
 __all__ = ["Delivery", "async_send", "bind_arg", "rebind_arg", "send"]
 
 # Bound once: the per-record paths read module globals, not attribute chains.
-_get_current = otel_context.get_current
+_get_current = current_context
 _set_span_in_context = trace.set_span_in_context
 _PRODUCER = SpanKind.PRODUCER
 

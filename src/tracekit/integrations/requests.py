@@ -17,7 +17,6 @@ from tracekit._http import (
     RequestInfo,
     ResponseInfo,
     add_headers,
-    argument,
     protocol_version,
     split_origin,
     sync_resend_scope,
@@ -29,11 +28,12 @@ __all__ = ["patch", "patches", "unpatch"]
 
 
 def _request(args: Args, kwargs: Kwargs) -> Any:
-    return argument(args, kwargs, 0, "request")
+    # HTTPAdapter.send(request, ...): argument(args, kwargs, 0, "request"), in line.
+    return args[0] if args else kwargs["request"]
 
 
 def _describe(adapter: Any, args: Args, kwargs: Kwargs) -> RequestInfo:
-    request = _request(args, kwargs)
+    request = args[0] if args else kwargs["request"]
     url = request.url
     _, host, port = split_origin(url)
     return request.method, url, host, port
@@ -41,7 +41,7 @@ def _describe(adapter: Any, args: Args, kwargs: Kwargs) -> RequestInfo:
 
 def _inject(adapter: Any, args: Args, kwargs: Kwargs, carrier: dict[str, str]) -> tuple[Args, Kwargs]:
     # The PreparedRequest's headers are requests' own copy of the caller's mapping.
-    add_headers(_request(args, kwargs).headers, carrier)
+    add_headers((args[0] if args else kwargs["request"]).headers, carrier)
     return args, kwargs
 
 
