@@ -110,6 +110,7 @@ _MULTI = sdk_trace.SynchronousMultiSpanProcessor
 _NO_ON_START = sdk_trace.SpanProcessor.on_start
 _NO_ON_ENDING = getattr(sdk_trace.SpanProcessor, "_on_ending", None)
 _sdk_logger = logging.getLogger(sdk_trace.__name__)
+_FIRST_USE = Lock()
 
 
 class _Span(sdk_trace.Span):
@@ -121,16 +122,38 @@ class _Span(sdk_trace.Span):
     the copy would be). A queued span then costs one object fewer to make and hold.
     """
 
-    def __getattr__(self, name: str) -> Any:
-        # Only reached for a field not yet made.
-        if name == "_events":
-            value: Any = BoundedList(self._limits.max_events)
-        elif name == "_links":
-            value = BoundedList(self._limits.max_links)
-        else:
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
-        # setdefault is atomic: two threads making the field at once end up with one list.
-        return vars(self).setdefault(name, value)
+    # No __getattr__: a class with one has every attribute read go through it, which keeps
+    # CPython from specializing reads of the span's fields. Properties instead.
+    _made_events: BoundedList[Any] | None = None
+    _made_links: BoundedList[Any] | None = None
+
+    @property  # type: ignore[override]
+    def _events(self) -> BoundedList[Any]:
+        events = self._made_events
+        if events is None:
+            with _FIRST_USE:  # two threads adding the first event at once make one list
+                events = self._made_events
+                if events is None:
+                    events = self._made_events = BoundedList(self._limits.max_events)
+        return events
+
+    @_events.setter
+    def _events(self, value: BoundedList[Any]) -> None:
+        self._made_events = value
+
+    @property  # type: ignore[override]
+    def _links(self) -> BoundedList[Any]:
+        links = self._made_links
+        if links is None:
+            with _FIRST_USE:
+                links = self._made_links
+                if links is None:
+                    links = self._made_links = BoundedList(self._limits.max_links)
+        return links
+
+    @_links.setter
+    def _links(self, value: BoundedList[Any]) -> None:
+        self._made_links = value
 
     def end(self, end_time: int | None = None) -> None:
         with self._lock:
@@ -154,34 +177,24 @@ class _Span(sdk_trace.Span):
     def _readable_span(self) -> sdk_trace.ReadableSpan:
         return self
 
-    def _made(self, name: str) -> Any:
-        """The field ``name`` if it was made, else ``None`` (without making it).
-
-        Not through ``vars()``, which would give the span a dictionary of its own.
-        """
-        try:
-            return object.__getattribute__(self, name)
-        except AttributeError:
-            return None
-
     @property
     def events(self) -> Sequence[sdk_trace.Event]:
-        events = self._made("_events")
+        events = self._made_events
         return () if events is None else tuple(events)
 
     @property
     def links(self) -> Sequence[Link]:
-        links = self._made("_links")
+        links = self._made_links
         return () if links is None else tuple(links)
 
     @property
     def dropped_events(self) -> int:
-        events = self._made("_events")
+        events = self._made_events
         return 0 if events is None else int(events.dropped)
 
     @property
     def dropped_links(self) -> int:
-        links = self._made("_links")
+        links = self._made_links
         return 0 if links is None else int(links.dropped)
 
 
