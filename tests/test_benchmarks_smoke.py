@@ -141,31 +141,47 @@ def test_budget_is_not_measured_without_a_tracekit_figure() -> None:
 def test_instructions_per_operation_cancel_what_every_run_shares(monkeypatch: pytest.MonkeyPatch) -> None:
     from benchmarks import instructions
 
-    # 5,000 for start-up and teardown, then a fixed count per operation and role.
-    per_operation = {"bare": 1_000_000, "tracekit": 1_150_000, "peer": 1_600_000}
+    # 5,000 instructions and 500 misses for start-up and teardown, then fixed counts per operation.
+    per_operation = {
+        "bare": (1_000_000, 40_000),
+        "tracekit": (1_150_000, 44_000),
+        "peer": (1_600_000, 56_000),
+    }
+
+    def count(benchmark: str, role: str, operations: int) -> instructions.Counts:
+        executed, missed = per_operation[role]
+        return instructions.Counts(5_000 + executed * operations, 500 + missed * operations)
+
     monkeypatch.setattr(instructions.shutil, "which", lambda name: "/usr/bin/valgrind")
-    monkeypatch.setattr(
-        instructions,
-        "count",
-        lambda benchmark, role, operations: 5_000 + per_operation[role] * operations,
-    )
+    monkeypatch.setattr(instructions, "count", count)
     [section] = instructions.run(instructions.Scale(quick=True), log=lambda message: None)
-    assert "| `requests-get` | 1,000k | 1,150k | 1,600k | +150k | +600k | 0.25 |" in section.body
+    assert (
+        "| `requests-get` | 1,000k / 40.0k | 1,150k / 44.0k | 1,600k / 56.0k "
+        "| +150.0k vs +600.0k: 0.25 | +4.0k vs +16.0k: 0.25 |"
+    ) in section.body
 
 
 def test_instructions_say_why_they_were_not_counted(monkeypatch: pytest.MonkeyPatch) -> None:
     from benchmarks import instructions
 
-    def fail(benchmark: str, role: str, operations: int) -> int:
+    def count(benchmark: str, role: str, operations: int) -> instructions.Counts:
         if role == "peer":
             raise RuntimeError("ImportError: no peer")
-        return 1_000 * operations
+        return instructions.Counts(1_000 * operations, 10 * operations)
 
     monkeypatch.setattr(instructions.shutil, "which", lambda name: "/usr/bin/valgrind")
-    monkeypatch.setattr(instructions, "count", fail)
+    monkeypatch.setattr(instructions, "count", count)
     [section] = instructions.run(instructions.Scale(quick=True), log=lambda message: None)
-    assert "| `httpx-get` | 1k | 1k | failed: ImportError: no peer |  |  |  |" in section.body
+    assert "| `httpx-get` | 1k / 0.0k | 1k / 0.0k | failed: ImportError: no peer |  |  |" in section.body
 
     monkeypatch.setattr(instructions.shutil, "which", lambda name: None)
     [section] = instructions.run(instructions.Scale(quick=True), log=lambda message: None)
     assert "Not measured: valgrind is not installed" in section.body
+
+
+def test_callgrind_totals_are_read_from_its_output_file(tmp_path: Path) -> None:
+    from benchmarks import instructions
+
+    output = tmp_path / "callgrind.out"
+    output.write_text("version: 1\nevents: Ir I1mr D1mr D1mw\nfl=x\n1 2 3 4 5\nsummary: 100 7 8 9\n")
+    assert instructions._totals(output) == {"Ir": 100, "I1mr": 7, "D1mr": 8, "D1mw": 9}
