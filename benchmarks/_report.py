@@ -222,9 +222,10 @@ spans, so that no round drops spans (a round that did would not count).
 
 A request to a local server costs a few hundred microseconds, and on a shared virtual machine
 that figure moves by tens of microseconds from run to run, as much as an instrumentation adds.
-The HTTP client benchmarks therefore run many short rounds, and the last table counts the
-instructions each side adds per request with callgrind (`nox -s bench -- instructions`), a
-figure that repeats exactly whatever the machine is doing.
+The HTTP client benchmarks therefore run 41 rounds, and the last table counts the
+instructions and first-level cache misses each side adds per request with callgrind and its
+cache simulation (`nox -s bench -- instructions`), figures that repeat exactly whatever the
+machine is doing.
 
 Where tracekit's lower cost comes from: its integrations and decorators make the SDK's own
 span objects through tracekit's tracer (`tracekit/_tracer.py`), which does less per span than
