@@ -113,6 +113,29 @@ _sdk_logger = logging.getLogger(sdk_trace.__name__)
 _FIRST_USE = Lock()
 
 
+class _OnFirstUse:
+    """A span's event or link list, made when first read (most spans never get one)."""
+
+    def __init__(self, stored: str, limit: str) -> None:
+        self.stored = stored
+        self.limit = limit
+
+    def __get__(self, span: Any, owner: type | None = None) -> Any:
+        if span is None:
+            return self
+        made = getattr(span, self.stored)
+        if made is None:
+            with _FIRST_USE:  # two threads adding the first event at once make one list
+                made = getattr(span, self.stored)
+                if made is None:
+                    made = BoundedList(getattr(span._limits, self.limit))
+                    setattr(span, self.stored, made)
+        return made
+
+    def __set__(self, span: Any, value: Any) -> None:
+        setattr(span, self.stored, value)
+
+
 class _Span(sdk_trace.Span):
     """An SDK span made by :class:`Tracer`; it behaves in every way as the SDK's own.
 
@@ -122,38 +145,13 @@ class _Span(sdk_trace.Span):
     the copy would be). A queued span then costs one object fewer to make and hold.
     """
 
-    # No __getattr__: a class with one has every attribute read go through it, which keeps
-    # CPython from specializing reads of the span's fields. Properties instead.
+    # Made on first use through _OnFirstUse rather than __getattr__: a class with a
+    # __getattr__ has every attribute read go through it, which keeps CPython from
+    # specializing reads of the span's fields.
     _made_events: BoundedList[Any] | None = None
     _made_links: BoundedList[Any] | None = None
-
-    @property  # type: ignore[override]
-    def _events(self) -> BoundedList[Any]:
-        events = self._made_events
-        if events is None:
-            with _FIRST_USE:  # two threads adding the first event at once make one list
-                events = self._made_events
-                if events is None:
-                    events = self._made_events = BoundedList(self._limits.max_events)
-        return events
-
-    @_events.setter
-    def _events(self, value: BoundedList[Any]) -> None:
-        self._made_events = value
-
-    @property  # type: ignore[override]
-    def _links(self) -> BoundedList[Any]:
-        links = self._made_links
-        if links is None:
-            with _FIRST_USE:
-                links = self._made_links
-                if links is None:
-                    links = self._made_links = BoundedList(self._limits.max_links)
-        return links
-
-    @_links.setter
-    def _links(self, value: BoundedList[Any]) -> None:
-        self._made_links = value
+    _events = _OnFirstUse("_made_events", "max_events")
+    _links = _OnFirstUse("_made_links", "max_links")
 
     def end(self, end_time: int | None = None) -> None:
         with self._lock:
