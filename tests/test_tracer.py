@@ -461,3 +461,32 @@ def test_a_queued_span_holds_well_under_half_the_memory_of_the_sdks() -> None:
     ours = _held_per_span(Tracer)
     sdk = _held_per_span(lambda tracer: tracer)
     assert ours <= 0.45 * sdk, (ours, sdk)
+
+
+@pytest.mark.parametrize("count", [1, 2], ids=["one processor", "two processors"])
+def test_every_processor_hook_runs_once_per_span_alone_or_with_others(count: int) -> None:
+    # A provider with a single processor has it called directly, without the SDK's loop.
+    calls: list[tuple[int, str, str]] = []
+
+    class Recorder(sdk_trace.SpanProcessor):
+        def __init__(self, number: int) -> None:
+            self.number = number
+
+        def on_start(self, span: Any, parent_context: Any = None) -> None:
+            calls.append((self.number, "start", span.name))
+
+        def _on_ending(self, span: Any) -> None:
+            calls.append((self.number, "ending", span.name))
+
+        def on_end(self, span: ReadableSpan) -> None:
+            calls.append((self.number, "end", span.name))
+
+    provider = TracerProvider(shutdown_on_exit=False)
+    for number in range(count):
+        provider.add_span_processor(Recorder(number))
+    tracer = Tracer(provider.get_tracer("tests"))
+    assert tracer.fast
+    tracer.start_known_span("GET", None, SpanKind.CLIENT, {}).end()
+    hooks = ["start", "ending", "end"] if _tracer._ON_ENDING else ["start", "end"]
+    assert calls == [(number, hook, "GET") for hook in hooks for number in range(count)]
+    provider.shutdown()
