@@ -28,12 +28,12 @@ __all__ = ["patch", "patches", "unpatch"]
 
 
 def _request(args: Args, kwargs: Kwargs) -> Any:
-    # HTTPAdapter.send(request, ...): argument(args, kwargs, 0, "request"), in line.
+    """The PreparedRequest of ``HTTPAdapter.send(request, ...)``."""
     return args[0] if args else kwargs["request"]
 
 
 def _describe(adapter: Any, args: Args, kwargs: Kwargs) -> RequestInfo:
-    request = args[0] if args else kwargs["request"]
+    request = _request(args, kwargs)
     url = request.url
     _, host, port = split_origin(url)
     return request.method, url, host, port
@@ -41,7 +41,7 @@ def _describe(adapter: Any, args: Args, kwargs: Kwargs) -> RequestInfo:
 
 def _inject(adapter: Any, args: Args, kwargs: Kwargs, carrier: dict[str, str]) -> tuple[Args, Kwargs]:
     # The PreparedRequest's headers are requests' own copy of the caller's mapping.
-    add_headers((args[0] if args else kwargs["request"]).headers, carrier)
+    add_headers(_request(args, kwargs).headers, carrier)
     return args, kwargs
 
 
