@@ -490,3 +490,42 @@ def test_every_processor_hook_runs_once_per_span_alone_or_with_others(count: int
     hooks = ["start", "ending", "end"] if _tracer._ON_ENDING else ["start", "end"]
     assert calls == [(number, hook, "GET") for hook in hooks for number in range(count)]
     provider.shutdown()
+
+
+def test_ids_drawn_in_line_fall_back_to_the_generator_on_a_zero_draw(pipeline: Any) -> None:
+    sdk, exporter = pipeline(SpanLimits())
+    ours = Tracer(sdk)
+    assert ours._random_bits is not None  # the SDK's default generator: drawn in line
+    drawn: list[int] = []
+
+    class Counting(RandomIdGenerator):
+        def generate_span_id(self) -> int:
+            drawn.append(64)
+            return 0x77
+
+        def generate_trace_id(self) -> int:
+            drawn.append(128)
+            return 0x99
+
+    ours._ids = Counting()
+    ours._random_bits = lambda bits: 0  # the invalid id, as a draw of zero would be
+    ours.start_known_span("GET", None, SpanKind.CLIENT, {}).end()
+    [finished] = exporter.get_finished_spans()
+    assert drawn == [128, 64]
+    assert (finished.context.trace_id, finished.context.span_id) == (0x99, 0x77)
+    assert finished.context.is_valid
+
+
+def test_the_current_context_is_the_apis(pipeline: Any) -> None:
+    from tracekit._context import current_context
+
+    sdk, _ = pipeline(SpanLimits())
+    span = sdk.start_span("outer")
+    token = otel_context.attach(trace.set_span_in_context(span))
+    try:
+        assert current_context() is otel_context.get_current()
+        assert trace.get_current_span(current_context()) is span
+    finally:
+        otel_context.detach(token)
+    assert current_context() is otel_context.get_current()
+    span.end()

@@ -474,13 +474,13 @@ class Tracer(trace.Tracer):
             parent = None
         if self._enabled is not _always and not self._enabled():
             return NonRecordingSpan(INVALID_SPAN_CONTEXT if parent is None else parent)
+        draw = self._random_bits
         trace_state = None
         if parent is not None:
             trace_id, _, _, flags, trace_state, valid = parent
             if not valid:
                 parent = trace_state = None
         if parent is None:
-            draw = self._random_bits
             # A zero draw (probability 2**-128) is the invalid id: the generator draws again.
             trace_id = (draw(128) if draw is not None else 0) or self._ids.generate_trace_id()
             random_id = self._random_ids
@@ -497,7 +497,6 @@ class Tracer(trace.Tracer):
             decision, trace_state = result.decision, result.trace_state
             # The built-in samplers hand the span's attributes through unchanged, as a view.
             given = result.attributes or _NO_ATTRIBUTES
-        draw = self._random_bits
         span_context = _span_context(
             trace_id,
             (draw(64) if draw is not None else 0) or self._ids.generate_span_id(),
