@@ -51,8 +51,13 @@ TEST_DEPS = [
     "asyncpg>=0.29",
     "redis>=5.0",
     "sqlalchemy[asyncio]>=2.0",
-    # the launcher's tests run real servers under `tracekit run`
+    # the launcher's tests run real servers under `tracekit run`; the pre-fork tests run each
+    # worker model: gunicorn's (gevent for its gevent workers), uWSGI (its pyuwsgi wheel) and
+    # Celery's prefork pool (on the machine's Redis)
     "gunicorn>=22",
+    "gevent>=24.2",
+    "pyuwsgi>=2.0.28",
+    "celery[redis]>=5.4",
 ]
 
 

@@ -1,8 +1,15 @@
-"""A forked child: its own process.pid and instance id, its own exporter, and no inherited import lock."""
+"""A forked child: no hang, no inherited lock or thread, its own process.pid, instance id and exporter.
+
+The scenarios that hang or lose spans run in a process of their own, bounded in time, so that a
+regression fails the test instead of stopping the suite.
+"""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from collections.abc import Sequence
@@ -12,6 +19,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 import tracekit
+from tracekit import _fork
 from tracekit.exporters._otlp import OTLPSpanExporter
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
@@ -31,6 +39,140 @@ def in_child(check: str) -> str:
         answer = pipe.read()
     os.waitpid(pid, 0)
     return answer
+
+
+def run_python(code: str, *flags: str, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a new interpreter; fail (never hang) if it outlives ``timeout``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    try:
+        return subprocess.run(
+            [sys.executable, *flags, "-c", textwrap.dedent(code)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"the process did not finish within {timeout} s: {exc.stderr!r}") from None
+
+
+#: Forks a child that makes a span and exits; reports the child's exit status, bounded.
+FORK_AND_WAIT = """
+    def fork_and_wait():
+        pid = os.fork()
+        if pid == 0:
+            with tracekit.span("in the child"):
+                pass
+            os._exit(0)
+        for _ in range(500):  # 5 s
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status)
+            time.sleep(0.01)
+        os.kill(pid, 9)
+        return "hung"
+"""
+
+
+@pytest.mark.parametrize(
+    "pool",
+    [
+        "import concurrent.futures.thread",
+        "from concurrent.futures import ThreadPoolExecutor; ThreadPoolExecutor(2).submit(int).result()",
+    ],
+    ids=["pool-module-imported", "pool-in-use"],
+)
+@pytest.mark.parametrize("resource", ["", "OTEL_RESOURCE_ATTRIBUTES=team=payments"])
+def test_a_child_forked_after_a_thread_pool_was_imported_does_not_hang(pool: str, resource: str) -> None:
+    # The SDK provider's own after-fork hook ran resource detection through a thread pool and
+    # waited forever on concurrent.futures' lock, whose after-fork release runs after it.
+    result = run_python(
+        f"""
+        import os, time
+        {"os.environ['OTEL_RESOURCE_ATTRIBUTES'] = 'team=payments'" if resource else ""}
+        import tracekit
+        tracekit.configure(service_name="forking", exporters=[])
+        {pool}
+        {textwrap.indent(textwrap.dedent(FORK_AND_WAIT), " " * 8).strip()}
+        print([fork_and_wait() for _ in range(3)])
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[0, 0, 0]"
+
+
+def test_a_master_that_made_no_span_forks_with_one_thread() -> None:
+    # Python 3.12+ warns on every fork of a multi-threaded process (DeprecationWarning, made an
+    # error here); Linux counts the threads the warning counts in /proc/self/status.
+    result = run_python(
+        """
+        import os, threading, time
+        import tracekit
+        from concurrent.futures import ThreadPoolExecutor
+
+        def os_threads():
+            with open("/proc/self/status") as status:
+                return next(int(line.split()[1]) for line in status if line.startswith("Threads:"))
+
+        tracekit.configure(service_name="master", exporters=["otlp"], endpoint="http://127.0.0.1:9")
+        print(threading.active_count(), os_threads())
+        pid = os.fork()
+        if pid == 0:
+            with tracekit.span("in the worker"):
+                pass
+            names = sorted(thread.name for thread in threading.enumerate())
+            print(names, flush=True)
+            os._exit(0)
+        os.waitpid(pid, 0)
+        print(threading.active_count(), os_threads())
+        """,
+        "-W",
+        "error::DeprecationWarning",
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["1 1", "['MainThread', 'tracekit-export']", "1 1"]
+    assert "multi-threaded" not in result.stderr
+
+
+def test_a_child_finds_fork_safe_locks_released() -> None:
+    held = _fork.lock()
+    reentrant = _fork.rlock()
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with held, reentrant:
+            holding.set()
+            release.wait(10)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(10)
+    globals()["_locks_under_test"] = (held, reentrant)
+    try:
+        answer = in_child("[lock.acquire(timeout=1) for lock in _locks_under_test]")
+    finally:
+        release.set()
+        holder.join(10)
+    assert answer == "[True, True]"
+
+
+def test_child_hooks_run_once_per_process_and_drop_dead_owners() -> None:
+    calls: list[str] = []
+
+    class Owner:
+        def hook(self) -> None:
+            calls.append("method")
+
+    owner, gone = Owner(), Owner()
+    _fork.in_child(owner.hook)
+    _fork.in_child(gone.hook)
+    _fork.in_child(lambda: calls.append("function"))
+    del gone
+    globals()["_calls_under_test"] = calls
+    # fork() ran the hooks; a second run in the same child (uWSGI's hook after Python's) does not.
+    assert in_child("(_fork.run_child_hooks(), _calls_under_test)[1]") == "['method', 'function']"
+    _fork.run_child_hooks()  # the parent is not a new process
+    assert calls == []
 
 
 class Slow(SpanExporter):

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import atexit
 import logging
-import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -13,7 +11,7 @@ from opentelemetry import trace
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.sdk.trace import TracerProvider
 
-from tracekit import _logs, _registry, _state
+from tracekit import _exit, _fork, _logs, _registry, _state, _uwsgi
 from tracekit._logging import logger
 from tracekit._propagation import install_global
 from tracekit._settings import Settings, load
@@ -30,7 +28,7 @@ _LOG_LEVELS = {
     "critical": logging.CRITICAL,
 }
 
-_lock = threading.RLock()
+_lock = _fork.rlock()
 
 
 class Tracing:
@@ -153,6 +151,7 @@ def configure(**overrides: Any) -> Tracing:
         _state.tracer = Tracer(provider.get_tracer("tracekit", __version__))
         if settings.log_correlation:
             _logs.install()
+        _follow_worker_processes()
         for integration in integrations:
             _registry.enable(integration)
         logger.debug("tracekit: configured %r from %s", tracing, loaded.sources)
@@ -211,8 +210,7 @@ def _install_global_provider(provider: TracerProvider) -> None:
     _installed_providers[:] = [provider]
 
 
-@atexit.register
-def _flush_at_exit() -> None:
-    tracing = _state.current
-    if tracing is not None and tracing.enabled:
-        tracing.shutdown(min(tracing.settings.timeout, tracing.settings.bsp_export_timeout))
+def _follow_worker_processes() -> None:
+    """Worker processes export their own spans, with no hook of the user's (see ``_exit``, ``_uwsgi``)."""
+    _exit.watch_multiprocessing()
+    _uwsgi.follow()

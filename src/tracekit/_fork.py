@@ -1,95 +1,94 @@
-"""What a forked child needs so that its spans are its own and reach the collector.
+"""Fork safety: what a forked child runs before its first span, and how it comes to run.
 
-A child made by ``fork()`` (gunicorn workers, ``--preload`` included; multiprocessing's
-``fork`` start method) inherits its parent's configured tracing. The batch processor
-restarts its export thread by itself (see ``_processor``) and the OTLP exporter opens
-connections of its own (see ``exporters/_otlp.py``); this module does the rest, from an
-``os.register_at_fork`` hook that runs in the child right after the fork, while it has a
-single thread:
+A child made by ``fork()`` (gunicorn and uWSGI workers, Celery's prefork pool,
+multiprocessing's ``fork`` start method) inherits configured tracing with one thread, the
+one that forked. Whatever another thread of the parent held at that moment (a lock, the
+export queue, a half-sent request) is held forever in the child. So tracekit's objects
+that own locks, threads or connections register a *child hook* here, and every child hook
+obeys one rule: **lock-free and immediate**. It may replace objects and reset fields; it
+never acquires a lock, starts a thread, uses a pool, does I/O or imports. Whatever needs
+more (the export thread, the exporter's connections) is deferred to the child's first span
+or first export, which run on the child's own terms.
 
-* the resource says who emitted the spans: ``process.pid`` becomes the child's, and
-  ``service.instance.id`` a new one, each time only when tracekit chose the value (values
-  given in ``OTEL_RESOURCE_ATTRIBUTES`` are kept). The resource object is shared by the
-  provider, its tracers and their spans, so it is updated in place;
-* a multiprocessing child ends with ``os._exit()``, which skips ``atexit``: its queued
-  spans are flushed by a multiprocessing finalizer instead, as the child exits.
+Child hooks run once in each new process, whichever way it was forked:
+
+* Python's ``os.fork()`` runs them through ``os.register_at_fork``;
+* uWSGI forks its workers from C, where Python's at-fork handlers never run (unless the
+  user knows ``--py-call-osafterfork``): ``tracekit._uwsgi`` calls :func:`run_child_hooks`
+  from uWSGI's own post-fork hook.
+
+Locks that tracekit's module-level code takes from any thread are made with :func:`lock`
+and :func:`rlock`: a child finds them released, whoever held them in the parent.
+
+This module imports only the standard library: everything else in tracekit may use it.
 """
 
 from __future__ import annotations
 
 import os
-import sys
-import uuid
+import threading
 import weakref
+from collections.abc import Callable
 from typing import Any
 
-from tracekit import _state
+__all__ = ["in_child", "lock", "rlock", "run_child_hooks"]
 
-__all__ = ["watch"]
-
-_watching = False
-
-
-class _Token:
-    """A weakly referenceable key for multiprocessing's after-fork registry."""
+#: The process the child hooks last ran for (or were armed in).
+_pid = os.getpid()
+#: Zero-argument callables returning the hook to call, or ``None`` once its owner is gone.
+_hooks: list[Callable[[], Callable[[], None] | None]] = []
+_locks: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
-_TOKEN = _Token()
-_registered_with_multiprocessing = False
+def lock() -> threading.Lock:
+    """A ``threading.Lock`` that every forked child finds released."""
+    made = threading.Lock()
+    _locks.add(made)
+    return made
 
 
-def watch(provider: Any) -> None:
-    """Install the fork hooks for ``provider`` (no-op where ``fork`` does not exist).
+def rlock() -> threading.RLock:
+    """A ``threading.RLock`` that every forked child finds released."""
+    made = threading.RLock()
+    _locks.add(made)
+    return made
 
-    Registered after the provider's own (the SDK's fork hook merges its default resource,
-    with a service.instance.id of its own, over the provider's), so this one runs after it.
+
+def in_child(hook: Callable[[], None]) -> None:
+    """Run ``hook`` in every child forked from now on, before anything else of tracekit's.
+
+    A bound method is held weakly: once its object is gone the hook is dropped. ``hook``
+    must be lock-free and immediate (see the module's docstring).
     """
-    global _watching
-    if not hasattr(os, "register_at_fork"):
-        return
-    if not _watching:
-        _watching = True
-        os.register_at_fork(before=_before_fork)
-    ref = weakref.ref(provider)
+    if hasattr(hook, "__self__"):
+        _hooks.append(weakref.WeakMethod(hook))
+    else:
+        _hooks.append(lambda: hook)
 
-    def after_fork_in_child() -> None:
-        tracing = _state.current
-        current = ref()
-        if current is None or tracing is None or tracing.provider is not current:
-            return
-        resource: Any = getattr(current, "resource", None)
+
+def run_child_hooks() -> None:
+    """Run the child hooks, once per process: a second call in the same process does nothing."""
+    global _pid
+    pid = os.getpid()
+    if pid == _pid:
+        return
+    _pid = pid
+    for made in tuple(_locks):
+        made._at_fork_reinit()
+    live = []
+    for ref in _hooks:
+        hook = ref()
+        if hook is None:
+            continue
+        live.append(ref)
         try:
-            _refresh_resource(resource, tracing.settings.resource_attributes)
+            hook()
         except Exception as exc:  # never stop a fork over tracing
-            from tracekit._safety import report
+            from tracekit._safety import report  # already imported: no import lock is taken
 
             report("fork", exc)
-
-    os.register_at_fork(after_in_child=after_fork_in_child)
-
-
-def _before_fork() -> None:
-    global _registered_with_multiprocessing
-    util = sys.modules.get("multiprocessing.util")
-    if util is None or _registered_with_multiprocessing:
-        return
-    _registered_with_multiprocessing = True
-    util.register_after_fork(_TOKEN, _in_multiprocessing_child)
+    _hooks[:] = live
 
 
-def _refresh_resource(resource: Any, given: Any) -> None:
-    from opentelemetry.sdk.resources import Resource
-
-    attributes = dict(resource.attributes)
-    attributes["process.pid"] = given.get("process.pid", os.getpid())
-    attributes["service.instance.id"] = given.get("service.instance.id", str(uuid.uuid4()))
-    resource._attributes = Resource(attributes, resource.schema_url)._attributes
-
-
-def _in_multiprocessing_child(_: object) -> None:
-    from multiprocessing.util import Finalize
-
-    from tracekit._configure import _flush_at_exit
-
-    # Negative priority: after the child's own finalizers and after it has joined its children.
-    Finalize(None, _flush_at_exit, exitpriority=-100)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=run_child_hooks)

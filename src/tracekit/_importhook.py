@@ -17,19 +17,19 @@ This module imports nothing beyond the standard library's already loaded core.
 from __future__ import annotations
 
 import sys
-import threading
 from collections.abc import Callable, Sequence
 from importlib.machinery import ModuleSpec
 from types import ModuleType
 from typing import Any
 
+from tracekit import _fork
 from tracekit._safety import report
 
 __all__ = ["Hook", "pending", "when_imported"]
 
 Hook = Callable[[ModuleType], None]
 
-_lock = threading.RLock()
+_lock = _fork.rlock()
 #: module name -> hooks still waiting for it.
 _hooks: dict[str, list[Hook]] = {}
 #: Names whose module is executing under a wrapped loader: a hook added meanwhile waits.

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Any
+
+from tracekit import _fork
 
 __all__ = ["RateLimitedCounter", "logger", "warn_once"]
 
 logger = logging.getLogger("tracekit")
 
 _warned: set[str] = set()
-_warned_lock = threading.Lock()
+_warned_lock = _fork.lock()
 
 
 def warn_once(key: str, message: str, *args: Any, exc_info: BaseException | None = None) -> None:
@@ -41,7 +42,7 @@ class RateLimitedCounter:
     def __init__(self, message: str, interval: float = 60.0) -> None:
         self._message = message
         self._interval = interval
-        self._lock = threading.Lock()
+        self._lock = _fork.lock()
         self._pending = 0
         self.total = 0
         self._last_report = -interval

@@ -9,21 +9,23 @@ It does what the SDK's batch processor does, plus what an application needs from
   an unreachable collector, so a process always exits promptly.
 * Every export runs with OpenTelemetry's suppress-instrumentation key set, so the
   exporter's own HTTP calls are never traced.
-* After ``fork()`` the child starts with an empty queue and a worker of its own.
+* The worker starts with the first queued span, not before: a process that makes no span
+  (a pre-fork server's master) has no thread of tracekit's when it forks.
+* A forked child starts with an empty queue and no worker; its own first span starts one
+  (see ``tracekit._fork``: nothing runs in the child before that but a reset of fields).
 """
 
 from __future__ import annotations
 
 import collections
-import os
 import threading
-import weakref
 
 from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import TraceFlags
 
+from tracekit import _fork
 from tracekit._logging import RateLimitedCounter, logger
 
 __all__ = ["BatchSpanProcessor"]
@@ -52,22 +54,13 @@ class BatchSpanProcessor(SpanProcessor):
         self._schedule_delay = schedule_delay
         self._export_timeout = export_timeout
         self._shutdown = False
-        self._start_worker()
-        if hasattr(os, "register_at_fork"):
-            ref = weakref.WeakMethod(self._start_worker)
+        self._start_lock = _fork.lock()
+        self._reset()
+        _fork.in_child(self._reset)
 
-            def _after_fork_in_child() -> None:
-                method = ref()
-                if method is not None:
-                    method()
-
-            os.register_at_fork(after_in_child=_after_fork_in_child)
-
-    def _start_worker(self) -> None:
-        # Also runs in a forked child: everything a thread of the parent may have held
-        # (locks, queued spans of the parent, counters) starts afresh.
-        if self._shutdown:
-            return
+    def _reset(self) -> None:
+        # Also the child hook: replaces what a thread of the parent may have held (locks, the
+        # parent's queued spans, counters); starts nothing.
         # Counted by on_end, reported by the worker: the application thread never logs.
         self.dropped = RateLimitedCounter(
             f"tracekit: the export queue is full (OTEL_BSP_MAX_QUEUE_SIZE={self._max_queue_size}); "
@@ -79,14 +72,31 @@ class BatchSpanProcessor(SpanProcessor):
             f"tracekit: {type(self.exporter).__name__} could not export %d spans{target}; they are lost. "
             "The exporter's own log lines above say why."
         )
-        self._queue: collections.deque[ReadableSpan] = collections.deque()
+        self._queue: collections.deque[ReadableSpan] | _Dormant = _Dormant(self)
+        self._worker: threading.Thread | None = None
         self._queue_lock = threading.Lock()
         self._dropped_pending = 0
         self._flush_waiters: list[threading.Event] = []
         self._lock = threading.Lock()
         self._wake = threading.Event()
-        self._worker = threading.Thread(target=self._run, name="tracekit-export", daemon=True)
-        self._worker.start()
+
+    def _start(self) -> collections.deque[ReadableSpan]:
+        """The queue, once the worker is running: called by the first span of this process."""
+        with self._start_lock:
+            queue = self._queue
+            if isinstance(queue, _Dormant):
+                self._queue = queue = collections.deque()
+                worker = threading.Thread(target=self._run, name="tracekit-export", daemon=True)
+                # Started by some span's end: the worker must not keep that span's context.
+                token = otel_context.attach(otel_context.Context())
+                try:
+                    worker.start()
+                except RuntimeError:  # the interpreter is exiting: flushes export in line
+                    return queue
+                finally:
+                    otel_context.detach(token)
+                self._worker = worker
+            return queue
 
     def on_end(self, span: ReadableSpan) -> None:
         # Runs for every span: no lock on the way in. deque.append and len() are atomic,
@@ -110,7 +120,13 @@ class BatchSpanProcessor(SpanProcessor):
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Export every queued span; ``False`` if that took longer than the time limit."""
-        if self._shutdown or not self._worker.is_alive():
+        if self._shutdown:
+            return False
+        worker = self._worker
+        if worker is None:  # nothing queued yet, or no thread could be started: export in line
+            self._export_queued()
+            return True
+        if not worker.is_alive():
             return False
         done = threading.Event()
         with self._lock:
@@ -125,8 +141,12 @@ class BatchSpanProcessor(SpanProcessor):
         timeout = self._export_timeout if timeout_millis is None else timeout_millis / 1000.0
         self._shutdown = True
         self._wake.set()
-        self._worker.join(timeout)
-        if self._worker.is_alive():
+        worker = self._worker
+        if worker is None:
+            self._export_queued()
+        else:
+            worker.join(timeout)
+        if worker is not None and worker.is_alive():
             logger.warning(
                 "tracekit: spans still exporting after %.1f s at shutdown; giving up on them", timeout
             )
@@ -158,11 +178,14 @@ class BatchSpanProcessor(SpanProcessor):
             self.dropped.add(count)
 
     def _export_queued(self) -> None:
+        queue = self._queue
+        if isinstance(queue, _Dormant):  # no span was ever queued in this process
+            return
         token = otel_context.attach(otel_context.set_value(_SUPPRESS_INSTRUMENTATION_KEY, True))
         try:
-            while self._queue:
-                count = min(len(self._queue), self._max_export_batch_size)
-                batch = [self._queue.popleft() for _ in range(count)]
+            while queue:
+                count = min(len(queue), self._max_export_batch_size)
+                batch = [queue.popleft() for _ in range(count)]
                 self._export(batch)
         finally:
             otel_context.detach(token)
@@ -175,3 +198,26 @@ class BatchSpanProcessor(SpanProcessor):
             result = SpanExportResult.FAILURE
         if result is not SpanExportResult.SUCCESS:
             self.failed.add(len(batch))
+
+
+class _Dormant:
+    """The queue of a processor whose worker has not started: appending starts it.
+
+    ``on_end`` reads the processor's queue on every span; once the worker runs that is a
+    plain deque, so the per-span path has no check for a worker.
+    """
+
+    __slots__ = ("_processor",)
+
+    def __init__(self, processor: BatchSpanProcessor) -> None:
+        self._processor = processor
+
+    def __len__(self) -> int:
+        return 0
+
+    def append(self, span: ReadableSpan) -> None:
+        processor = self._processor
+        queue = processor._start()
+        queue.append(span)
+        if len(queue) >= processor._max_export_batch_size:
+            processor._wake.set()

@@ -12,13 +12,12 @@ from __future__ import annotations
 import importlib
 import re
 import sys
-import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
-from tracekit import _state
+from tracekit import _fork, _state
 from tracekit._errors import ConfigError
 from tracekit._importhook import when_imported
 from tracekit._logging import logger
@@ -207,7 +206,7 @@ INTEGRATIONS: tuple[Integration, ...] = (
 
 BY_NAME: dict[str, Integration] = {integration.name: integration for integration in INTEGRATIONS}
 
-_lock = threading.RLock()
+_lock = _fork.rlock()
 #: (integration, module) pairs whose post-import hook is registered and has not fired yet.
 _pending: set[tuple[str, str]] = set()
 

@@ -11,16 +11,17 @@ import os
 import socket
 import sys
 import uuid
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import SpanLimits, TracerProvider
+from opentelemetry.sdk.trace import SpanLimits
 from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.version import __version__ as sdk_version
 
-from tracekit import _fork
+from tracekit import _compat, _fork
 from tracekit._processor import BatchSpanProcessor
 from tracekit._sampling import make_sampler
 from tracekit._settings import Settings, declarations
@@ -142,10 +143,13 @@ def _deferred_otlp_exporter(settings: Settings, sources: Mapping[str, str]) -> O
     return exporter
 
 
-def build_provider(settings: Settings, sources: Mapping[str, str]) -> TracerProvider:
-    """A tracer provider with one batch processor per configured exporter."""
+def build_provider(settings: Settings, sources: Mapping[str, str]) -> _compat.TracerProvider:
+    """A tracer provider with one batch processor per configured exporter.
+
+    Fork-safe: a forked child runs nothing of it but lock-free resets (see ``tracekit._fork``).
+    """
     with _parsed_variables_hidden():
-        provider = TracerProvider(
+        provider = _compat.TracerProvider(
             sampler=make_sampler(settings.sampler, settings.sample_ratio),
             resource=make_resource(settings),
             shutdown_on_exit=False,
@@ -161,5 +165,25 @@ def build_provider(settings: Settings, sources: Mapping[str, str]) -> TracerProv
                 export_timeout=settings.bsp_export_timeout,
             )
         )
-    _fork.watch(provider)  # a forked child gets its own process.pid and service.instance.id
+    _follow_forks(provider.resource, settings.resource_attributes)
     return provider
+
+
+def _follow_forks(resource: Resource, given: Mapping[str, Any]) -> None:
+    """In each forked child, ``process.pid`` becomes the child's and ``service.instance.id`` new.
+
+    Only where tracekit chose the value: values given in ``OTEL_RESOURCE_ATTRIBUTES`` are
+    kept. The resource object is shared by the provider, its tracers and their spans, so it
+    is changed in place.
+    """
+    ref = weakref.ref(resource)
+
+    def refresh() -> None:
+        current = ref()
+        if current is not None:
+            attributes = dict(current.attributes)
+            attributes["process.pid"] = given.get("process.pid", os.getpid())
+            attributes["service.instance.id"] = given.get("service.instance.id", str(uuid.uuid4()))
+            _compat.replace_resource_attributes(current, attributes)
+
+    _fork.in_child(refresh)

@@ -61,6 +61,8 @@ from opentelemetry.trace import (
 from opentelemetry.util._decorator import _agnosticcontextmanager
 from opentelemetry.util.types import Attributes
 
+from tracekit import _fork
+
 __all__ = ["VERIFY_KNOWN_ATTRIBUTES", "Tracer"]
 
 logger = logging.getLogger("tracekit")
@@ -110,7 +112,7 @@ _MULTI = sdk_trace.SynchronousMultiSpanProcessor
 _NO_ON_START = sdk_trace.SpanProcessor.on_start
 _NO_ON_ENDING = getattr(sdk_trace.SpanProcessor, "_on_ending", None)
 _sdk_logger = logging.getLogger(sdk_trace.__name__)
-_FIRST_USE = Lock()
+_FIRST_USE = _fork.lock()
 
 
 class _OnFirstUse:

@@ -9,7 +9,6 @@ never exports a span never pays for them.
 from __future__ import annotations
 
 import os
-import threading
 import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,7 @@ from urllib.parse import urlsplit
 
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
+from tracekit import _fork
 from tracekit._logging import warn_once
 from tracekit._settings import Settings
 
@@ -71,8 +71,8 @@ class OTLPSpanExporter(SpanExporter):
 
     def __init__(self, build: Callable[[], SpanExporter], protocol: str, endpoint: str) -> None:
         self._build = build
-        self._lock = threading.Lock()
-        self._first_export = threading.Lock()
+        self._lock = _fork.lock()
+        self._first_export = _fork.lock()
         self._first_export_done = False
         self._waited_for_first_export = False
         self._exporter: SpanExporter | None = None
@@ -80,6 +80,7 @@ class OTLPSpanExporter(SpanExporter):
         self._abandoned: list[SpanExporter] = []
         # As the SDK's exporter names it in its log lines (gRPC: host:port).
         self._endpoint = urlsplit(endpoint).netloc or endpoint if protocol == "grpc" else endpoint
+        _fork.in_child(self._after_fork_in_child)
         if hasattr(os, "register_at_fork"):
             ref = weakref.ref(self)
 
@@ -94,7 +95,6 @@ class OTLPSpanExporter(SpanExporter):
             os.register_at_fork(
                 before=call(OTLPSpanExporter._before_fork),
                 after_in_parent=call(OTLPSpanExporter._after_fork_in_parent),
-                after_in_child=call(OTLPSpanExporter._after_fork_in_child),
             )
 
     @property
@@ -138,8 +138,7 @@ class OTLPSpanExporter(SpanExporter):
             self._first_export.release()
 
     def _after_fork_in_child(self) -> None:
-        self._lock = threading.Lock()
-        self._first_export = threading.Lock()
+        # Both locks were made with _fork.lock(): the child finds them released.
         self._first_export_done = False
         self._waited_for_first_export = False
         if self._exporter is not None:

@@ -1,0 +1,50 @@
+"""Contract tests for the private OpenTelemetry names in ``tracekit._compat``.
+
+Each pins what the installed SDK does, so a release that changes it fails here first.
+"""
+
+from __future__ import annotations
+
+import inspect
+
+from opentelemetry.sdk import trace as sdk_trace
+from opentelemetry.sdk.resources import Resource
+
+from tracekit import _compat
+
+
+def test_the_sdk_providers_fork_hook_is_the_method_tracekit_overrides() -> None:
+    source = inspect.getsource(sdk_trace.TracerProvider.__init__)
+    if "register_at_fork" in source:  # opentelemetry-sdk 1.4x; 1.39 registers none
+        assert "_handle_fork" in source
+        assert hasattr(sdk_trace.TracerProvider, "_handle_fork")
+    assert _compat.TracerProvider._handle_fork is not getattr(sdk_trace.TracerProvider, "_handle_fork", None)
+
+
+def test_the_overridden_fork_hook_only_replaces_the_tracers_lock() -> None:
+    provider = _compat.TracerProvider(resource=Resource({"service.name": "s"}))
+    before = dict(provider.resource.attributes)
+    lock = getattr(provider, "_tracers_lock", None)
+    provider._handle_fork()
+    assert dict(provider.resource.attributes) == before
+    if lock is not None:
+        assert provider._tracers_lock is not lock
+        assert provider._tracers_lock.acquire(blocking=False)
+
+
+def test_resource_attributes_are_replaced_in_place() -> None:
+    resource = Resource({"service.name": "s", "process.pid": 1}, "https://opentelemetry.io/schemas/1.26.0")
+    provider = _compat.TracerProvider(resource=resource)
+    span = provider.get_tracer("t").start_span("s")
+    assert _compat.replace_resource_attributes(resource, {"service.name": "s", "process.pid": 2})
+    assert dict(span.resource.attributes) == {"service.name": "s", "process.pid": 2}
+    assert span.resource.schema_url == "https://opentelemetry.io/schemas/1.26.0"
+    assert provider.resource.attributes["process.pid"] == 2
+
+
+def test_a_resource_without_the_private_mapping_is_left_alone() -> None:
+    class Other:
+        attributes = {"process.pid": 1}
+        schema_url = ""
+
+    assert _compat.replace_resource_attributes(Other(), {"process.pid": 2}) is False  # type: ignore[arg-type]
