@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import subprocess
 import sys
 import textwrap
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 
 import pytest
@@ -303,3 +305,71 @@ def test_forked_child_exports_its_own_spans(monkeypatch: pytest.MonkeyPatch) -> 
     # once, from the parent (the child started with an empty queue).
     senders = [[span.name for span in request.spans] for request in receiver.requests]
     assert ["in-child"] in senders
+
+
+def export_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == "tracekit-export"]
+
+
+def test_no_export_thread_until_the_first_span(make_pipeline) -> None:
+    before = len(export_threads())
+    pipeline = make_pipeline(schedule_delay=0.05)
+    assert len(export_threads()) == before
+    assert pipeline.processor.force_flush(int(BOUND * 1000)) is True  # nothing to flush: no thread
+    assert len(export_threads()) == before
+
+    pipeline.end_spans("first")
+    assert len(export_threads()) == before + 1
+    assert pipeline.processor.force_flush(int(BOUND * 1000)) is True
+    assert pipeline.exporter.batches == [["first"]]
+    pipeline.end_spans("second", "third")
+    assert len(export_threads()) == before + 1  # one worker for the processor's life
+    assert pipeline.processor.force_flush(int(BOUND * 1000)) is True
+    assert pipeline.exporter.batches == [["first"], ["second", "third"]]
+
+
+def test_a_processor_that_never_queued_shuts_down_without_a_thread(make_pipeline) -> None:
+    before = len(export_threads())
+    pipeline = make_pipeline()
+    pipeline.processor.shutdown(timeout_millis=1000)
+    assert pipeline.exporter.shut_down.is_set()
+    assert len(export_threads()) == before
+    pipeline.end_spans("after shutdown")
+    assert len(export_threads()) == before
+
+
+def test_the_export_thread_does_not_keep_the_context_of_the_span_that_started_it(make_pipeline) -> None:
+    class Probe:
+        """Rides in the context the first span ends in; only that context refers to it."""
+
+    pipeline = make_pipeline()
+    probe = Probe()
+    token = otel_context.attach(otel_context.set_value("tracekit.test.probe", probe))
+    try:
+        pipeline.end_spans("first")  # starts the worker
+    finally:
+        otel_context.detach(token)
+    assert pipeline.processor.force_flush(int(BOUND * 1000)) is True
+    reference = weakref.ref(probe)
+    del probe
+    gc.collect()
+    assert reference() is None, "the export thread holds the context its first span ended in"
+
+
+def test_spans_queued_when_no_thread_can_start_are_exported_in_line(
+    make_pipeline, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # At interpreter exit Python refuses new threads: the first span then (an atexit handler's)
+    # is exported by the flush itself.
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't create new thread at interpreter shutdown")
+
+    pipeline = make_pipeline()
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    pipeline.end_spans("at exit")
+    monkeypatch.undo()
+    assert pipeline.processor._worker is None
+    assert pipeline.processor.force_flush(int(BOUND * 1000)) is True
+    assert pipeline.exporter.batches == [["at exit"]]
+    assert pipeline.exporter.threads == [threading.current_thread().name]
+    assert pipeline.exporter.suppressed == [True]

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from tracekit import _registry
+from tracekit import _registry, _uwsgi
 from tracekit._inspect import ConfigRow, IntegrationRow, config_rows_of, effective, integration_rows_of
 from tracekit._probe import Probe, probe
 from tracekit._settings import Declaration, Loaded, declarations
@@ -248,6 +248,12 @@ def _propagation_findings(loaded: Loaded) -> Iterator[Finding]:
         yield Finding("note", subject, "baggage is not propagated (W3C baggage header)")
 
 
+def _server_findings() -> Iterator[Finding]:
+    """What the server this process runs in does to export (run under uWSGI, e.g. from its ``--pyrun``)."""
+    for problem, fix in _uwsgi.problems():
+        yield Finding("problem", "uWSGI", problem, fix)
+
+
 def _pipeline_findings(loaded: Loaded) -> Iterator[Finding]:
     settings, sources = loaded.settings, loaded.sources
     if settings.disabled:
@@ -392,6 +398,7 @@ def diagnose(environ: Mapping[str, str] | None = None, *, send_probe: bool = Tru
         *_endpoint_findings(loaded, environ),
         *_tls_findings(loaded),
         *_propagation_findings(loaded),
+        *_server_findings(),
     ]
     wants_otlp = not loaded.settings.disabled and "otlp" in loaded.settings.exporters
     return Report(

@@ -28,9 +28,10 @@ from tracekit._logging import warn_once
 
 __all__ = ["THREADS_DISABLED", "follow", "problems"]
 
+#: What stops export under a uWSGI without Python threads, and the fix.
 THREADS_DISABLED = (
-    "tracekit: uWSGI runs without Python threads, so the export thread cannot send spans; "
-    "start uWSGI with --enable-threads (enable-threads = true in an ini file)"
+    "uWSGI runs without Python threads, so the export thread cannot send spans",
+    "start uWSGI with --enable-threads (enable-threads = true in an ini file)",
 )
 
 
@@ -44,8 +45,8 @@ def follow() -> None:
         sys.meta_path = [_Watch(), *sys.meta_path]
 
 
-def problems() -> list[str]:
-    """What stops spans from leaving this uWSGI process (empty outside uWSGI)."""
+def problems() -> list[tuple[str, str]]:
+    """What stops spans from leaving this uWSGI process, each with its fix (none outside uWSGI)."""
     uwsgi = sys.modules.get("uwsgi")
     if uwsgi is not None and not getattr(uwsgi, "has_threads", True):
         return [THREADS_DISABLED]
@@ -58,8 +59,8 @@ def _follow(uwsgi: Any) -> None:
         uwsgi.post_fork_hook = _chained(previous)
     if "uwsgidecorators" not in sys.modules:
         when_imported("uwsgidecorators", lambda _: _follow(uwsgi))
-    for problem in problems():
-        warn_once("uwsgi-threads", problem)
+    for problem, fix in problems():
+        warn_once(f"uwsgi: {problem}", "tracekit: %s; %s", problem, fix)
 
 
 def _chained(previous: Callable[[], object] | None) -> Callable[[], None]:
