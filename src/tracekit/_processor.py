@@ -159,6 +159,12 @@ class BatchSpanProcessor(SpanProcessor):
             logger.warning("tracekit: %s failed to shut down", type(self.exporter).__name__, exc_info=True)
 
     def _run(self) -> None:
+        prepare = getattr(self.exporter, "prepare", None)  # tracekit's OTLP exporter: build it now
+        if prepare is not None:
+            try:
+                prepare()
+            except Exception:
+                logger.warning("tracekit: %s failed to start", type(self.exporter).__name__, exc_info=True)
         while True:
             self._wake.wait(self._schedule_delay)
             self._wake.clear()

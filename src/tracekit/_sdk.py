@@ -26,7 +26,12 @@ from tracekit._processor import BatchSpanProcessor
 from tracekit._sampling import make_sampler
 from tracekit._settings import Settings, declarations
 from tracekit._version import __version__
-from tracekit.exporters._otlp import OTLPSpanExporter, make_otlp_exporter, traces_endpoint
+from tracekit.exporters._otlp import (
+    OTLPSpanExporter,
+    import_grpc_exporter,
+    make_otlp_exporter,
+    traces_endpoint,
+)
 from tracekit.exporters.console import ConsoleSpanExporter
 
 __all__ = ["build_provider", "make_exporters", "make_resource"]
@@ -135,12 +140,11 @@ def _deferred_otlp_exporter(settings: Settings, sources: Mapping[str, str]) -> O
         with _parsed_variables_hidden(_unused_variables(sources)):
             return make_otlp_exporter(settings, endpoint)
 
-    exporter = OTLPSpanExporter(build, settings.protocol, endpoint)
     if settings.protocol == "grpc":
-        # Built now: gRPC was asked for (its cost is accepted), and building it later could
-        # fall at exit, where its first use would start threads the interpreter refuses.
-        exporter.exporter  # noqa: B018
-    return exporter
+        # Imported now (no thread starts), built with the first span (OTLPSpanExporter.prepare):
+        # importing it at exit would fail, as the SDK module it imports runs a thread pool.
+        import_grpc_exporter()
+    return OTLPSpanExporter(build, settings.protocol, endpoint)
 
 
 def build_provider(settings: Settings, sources: Mapping[str, str]) -> _compat.TracerProvider:

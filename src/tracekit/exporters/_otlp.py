@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from opentelemetry.sdk.trace import ReadableSpan
 
-__all__ = ["OTLPSpanExporter", "find_cause", "make_otlp_exporter", "traces_endpoint"]
+__all__ = ["OTLPSpanExporter", "find_cause", "import_grpc_exporter", "make_otlp_exporter", "traces_endpoint"]
 
 _DEFAULT_HTTP = "http://localhost:4318"
 _DEFAULT_GRPC = "http://localhost:4317"
@@ -104,6 +104,17 @@ class OTLPSpanExporter(SpanExporter):
             if self._exporter is None:
                 self._exporter = self._build()
             return self._exporter
+
+    def prepare(self) -> None:
+        """Build the OpenTelemetry exporter now; the export thread calls this as it starts.
+
+        So the exporter's imports, and gRPC's threads, come with a process's first span: not
+        at ``configure()`` (a pre-fork master that makes no span stays single-threaded) and
+        not at exit (where Python refuses to start the threads gRPC needs). A fork meanwhile
+        waits for it, as for the first export.
+        """
+        with self._first_export:
+            self.exporter  # noqa: B018
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._is_shut_down:
@@ -262,6 +273,11 @@ def find_cause(exc: BaseException, kind: type[BaseException]) -> BaseException |
             return item
         pending.extend((item.__cause__, item.__context__, getattr(item, "reason", None), *item.args))
     return None
+
+
+def import_grpc_exporter() -> None:
+    """Import OpenTelemetry's gRPC span exporter: no thread starts until one is built."""
+    import opentelemetry.exporter.otlp.proto.grpc.trace_exporter  # noqa: F401
 
 
 def _grpc_exporter(settings: Settings, endpoint: str) -> SpanExporter:
