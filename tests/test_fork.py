@@ -17,6 +17,7 @@ from collections.abc import Sequence
 import pytest
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 import tracekit
 from tracekit import _fork
@@ -164,18 +165,24 @@ def test_child_hooks_run_once_per_process_and_drop_dead_owners() -> None:
     calls: list[str] = []
 
     class Owner:
-        def hook(self) -> None:
-            calls.append("method")
+        def __init__(self, name: str) -> None:
+            self.name = name
 
-    owner, gone = Owner(), Owner()
-    _fork.in_child(owner.hook)
-    _fork.in_child(gone.hook)
-    _fork.in_child(lambda: calls.append("function"))
+    owner, gone = Owner("owner"), Owner("gone")
+    _fork.in_child(owner, lambda it: calls.append(f"{it.name} at fork"))
+    _fork.in_child(gone, lambda it: calls.append(f"{it.name} at fork"))
+    _fork.before_first_span(owner, lambda it: calls.append(f"{it.name} at first span"))
     del gone
     globals()["_calls_under_test"] = calls
-    # fork() ran the hooks; a second run in the same child (uWSGI's hook after Python's) does not.
-    assert in_child("(_fork.run_child_hooks(), _calls_under_test)[1]") == "['method', 'function']"
+    # fork() ran the immediate hooks; a second run in the same child (uWSGI's hook after
+    # Python's) does not; the deferred ones wait for the first span, once.
+    assert in_child("(_fork.run_child_hooks(), list(_calls_under_test))[1]") == "['owner at fork']"
+    assert (
+        in_child("(_fork.first_span(), _fork.first_span(), _calls_under_test)[2]")
+        == "['owner at fork', 'owner at first span']"
+    )
     _fork.run_child_hooks()  # the parent is not a new process
+    _fork.first_span()
     assert calls == []
 
 
@@ -206,13 +213,24 @@ def test_fork_waits_for_the_first_export_and_the_child_builds_its_own() -> None:
     assert time.monotonic() - started < 0.25  # later exports do not hold forks back
 
 
+def resource_after_a_span() -> dict[str, object]:
+    """In a child: make a span, then read the resource (refreshed as the first span is queued)."""
+    with tracekit.span("in the child"):
+        pass
+    tracing = _tracing_under_test  # type: ignore[name-defined]  # noqa: F821
+    return dict(tracing.provider.resource.attributes)
+
+
 def test_the_resource_follows_the_fork(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "team=payments")
-    tracing = tracekit.configure(service_name="forking", exporters=[])
+    tracing = tracekit.configure(service_name="forking", exporters=[InMemorySpanExporter()])
     globals()["_tracing_under_test"] = tracing
-    # The provider's current resource (the SDK's own fork hook may replace the object).
-    child = eval(in_child("dict(_tracing_under_test.provider.resource.attributes)"))
+    with tracekit.span("before the fork"):  # the parent's export thread is running
+        pass
     parent = dict(tracing.provider.resource.attributes)  # type: ignore[union-attr]
+    # A child that makes no span pays nothing for it; its first span refreshes the resource.
+    assert eval(in_child("dict(_tracing_under_test.provider.resource.attributes)")) == parent
+    child = eval(in_child("resource_after_a_span()"))
     assert parent["process.pid"] == os.getpid()
     assert child["process.pid"] not in (os.getpid(), None)
     assert child["service.instance.id"] != parent["service.instance.id"]
@@ -221,18 +239,11 @@ def test_the_resource_follows_the_fork(monkeypatch: pytest.MonkeyPatch) -> None:
     }
     assert child["team"] == "payments"
 
-    with tracekit.span("after the fork"):  # spans made in the child carry the child's pid
-        pass
-    span_pid = in_child(
-        "_tracing_under_test.provider.get_tracer('t').start_span('s').resource.attributes['process.pid']"
-    )
-    assert int(span_pid) != os.getpid()
-
 
 def test_given_resource_values_are_kept_in_the_child(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "service.instance.id=pod-7")
-    tracing = tracekit.configure(exporters=[])
+    tracing = tracekit.configure(exporters=[InMemorySpanExporter()])
     globals()["_tracing_under_test"] = tracing
-    child = eval(in_child("dict(_tracing_under_test.provider.resource.attributes)"))
+    child = eval(in_child("resource_after_a_span()"))
     assert child["service.instance.id"] == "pod-7"
     assert child["process.pid"] != os.getpid()

@@ -31,9 +31,13 @@ def uwsgi(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
 @pytest.fixture
 def as_a_worker(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Child hooks that record the pid they ran in; the process looks newly forked."""
-    ran: list[int] = []
+    class Pids(list[int]):
+        """A list that can be a hook's (weakly held) owner."""
+
+    ran = Pids()
     monkeypatch.setattr(_fork, "_pid", -1)
-    monkeypatch.setattr(_fork, "_hooks", [lambda: lambda: ran.append(os.getpid())])
+    monkeypatch.setattr(_fork, "_immediate", [])
+    _fork.in_child(ran, lambda it: it.append(os.getpid()))
     return ran
 
 

@@ -7,8 +7,10 @@ export queue, a half-sent request) is held forever in the child. So tracekit's o
 that own locks, threads or connections register a *child hook* here, and every child hook
 obeys one rule: **lock-free and immediate**. It may replace objects and reset fields; it
 never acquires a lock, starts a thread, uses a pool, does I/O or imports. Whatever needs
-more (the export thread, the exporter's connections) is deferred to the child's first span
-or first export, which run on the child's own terms.
+more is deferred to the child's first span (:func:`before_first_span`: the processor's
+counters, the resource's ``process.pid``, the export thread) or first export (the
+exporter's connections), which run on the child's own terms; a child that never traces
+pays for none of it.
 
 Child hooks run once in each new process, whichever way it was forked:
 
@@ -29,14 +31,19 @@ import os
 import threading
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["in_child", "lock", "rlock", "run_child_hooks"]
+__all__ = ["before_first_span", "first_span", "in_child", "lock", "rlock", "run_child_hooks"]
 
-#: The process the child hooks last ran for (or were armed in).
+Owner = TypeVar("Owner")
+_Hook = tuple["weakref.ref[Any]", Callable[[Any], None]]
+
+#: Run right after a fork; the process they last ran for.
+_immediate: list[_Hook] = []
 _pid = os.getpid()
-#: Zero-argument callables returning the hook to call, or ``None`` once its owner is gone.
-_hooks: list[Callable[[], Callable[[], None] | None]] = []
+#: Run as a forked child queues its first span; the process they last ran for.
+_deferred: list[_Hook] = []
+_settled_pid = os.getpid()
 _locks: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
@@ -54,20 +61,28 @@ def rlock() -> threading.RLock:
     return made
 
 
-def in_child(hook: Callable[[], None]) -> None:
-    """Run ``hook`` in every child forked from now on, before anything else of tracekit's.
+_settling = lock()
 
-    A bound method is held weakly: once its object is gone the hook is dropped. ``hook``
-    must be lock-free and immediate (see the module's docstring).
+
+def in_child(owner: Owner, hook: Callable[[Owner], None]) -> None:
+    """Call ``hook(owner)`` in every child forked from now on, right after the fork.
+
+    Held as long as ``owner`` lives. Lock-free and immediate (see the module's docstring),
+    and as small as it can be: it runs in every child, traced or not.
     """
-    if hasattr(hook, "__self__"):
-        _hooks.append(weakref.WeakMethod(hook))
-    else:
-        _hooks.append(lambda: hook)
+    _immediate.append((weakref.ref(owner), hook))
+
+
+def before_first_span(owner: Owner, hook: Callable[[Owner], None]) -> None:
+    """Call ``hook(owner)`` in every child forked from now on, as it queues its first span.
+
+    For the work a child needs before it exports but that need not slow every fork down.
+    """
+    _deferred.append((weakref.ref(owner), hook))
 
 
 def run_child_hooks() -> None:
-    """Run the child hooks, once per process: a second call in the same process does nothing."""
+    """Run the immediate child hooks, once per process: again in the same process, nothing."""
     global _pid
     pid = os.getpid()
     if pid == _pid:
@@ -75,19 +90,35 @@ def run_child_hooks() -> None:
     _pid = pid
     for made in tuple(_locks):
         made._at_fork_reinit()
+    _run(_immediate)
+
+
+def first_span() -> None:
+    """In a forked child, run the deferred hooks, once; the processor calls this with a
+    process's first span. Never called with one of tracekit's locks held."""
+    global _settled_pid
+    if os.getpid() == _settled_pid:
+        return
+    with _settling:
+        if os.getpid() != _settled_pid:
+            _run(_deferred)
+            _settled_pid = os.getpid()
+
+
+def _run(hooks: list[_Hook]) -> None:
     live = []
-    for ref in _hooks:
-        hook = ref()
-        if hook is None:
+    for ref, hook in hooks:
+        owner = ref()
+        if owner is None:
             continue
-        live.append(ref)
+        live.append((ref, hook))
         try:
-            hook()
+            hook(owner)
         except Exception as exc:  # never stop a fork over tracing
             from tracekit._safety import report  # already imported: no import lock is taken
 
             report("fork", exc)
-    _hooks[:] = live
+    hooks[:] = live
 
 
 if hasattr(os, "register_at_fork"):

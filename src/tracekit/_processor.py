@@ -12,7 +12,7 @@ It does what the SDK's batch processor does, plus what an application needs from
 * The worker starts with the first queued span, not before: a process that makes no span
   (a pre-fork server's master) has no thread of tracekit's when it forks.
 * A forked child starts with an empty queue and no worker; its own first span starts one
-  (see ``tracekit._fork``: nothing runs in the child before that but a reset of fields).
+  (see ``tracekit._fork``: nothing runs in the child before that but a reset of three fields).
 """
 
 from __future__ import annotations
@@ -39,6 +39,9 @@ _SUPPRESS_INSTRUMENTATION_KEY = getattr(
 class BatchSpanProcessor(SpanProcessor):
     """Queue ended, sampled spans and export them in batches from a worker thread."""
 
+    _queue: collections.deque[ReadableSpan] | _Dormant
+    _worker: threading.Thread | None
+
     def __init__(
         self,
         exporter: SpanExporter,
@@ -56,11 +59,18 @@ class BatchSpanProcessor(SpanProcessor):
         self._shutdown = False
         self._start_lock = _fork.lock()
         self._reset()
-        _fork.in_child(self._reset)
+        _fork.in_child(self, BatchSpanProcessor._forget_parent)
+        _fork.before_first_span(self, BatchSpanProcessor._reset)
+
+    def _forget_parent(self) -> None:
+        # Right after a fork: the parent's queued spans stay the parent's, its worker is gone.
+        self._queue = _Dormant(self)
+        self._worker = None
+        self._dropped_pending = 0
 
     def _reset(self) -> None:
-        # Also the child hook: replaces what a thread of the parent may have held (locks, the
-        # parent's queued spans, counters); starts nothing.
+        # Also in a forked child, at its first span: replaces what a thread of the parent may
+        # have held (the wake-up event, flush waiters, counters).
         # Counted by on_end, reported by the worker: the application thread never logs.
         self.dropped = RateLimitedCounter(
             f"tracekit: the export queue is full (OTEL_BSP_MAX_QUEUE_SIZE={self._max_queue_size}); "
@@ -72,8 +82,8 @@ class BatchSpanProcessor(SpanProcessor):
             f"tracekit: {type(self.exporter).__name__} could not export %d spans{target}; they are lost. "
             "The exporter's own log lines above say why."
         )
-        self._queue: collections.deque[ReadableSpan] | _Dormant = _Dormant(self)
-        self._worker: threading.Thread | None = None
+        self._queue = _Dormant(self)
+        self._worker = None
         self._queue_lock = threading.Lock()
         self._dropped_pending = 0
         self._flush_waiters: list[threading.Event] = []
@@ -222,6 +232,7 @@ class _Dormant:
         return 0
 
     def append(self, span: ReadableSpan) -> None:
+        _fork.first_span()
         processor = self._processor
         queue = processor._start()
         queue.append(span)

@@ -11,7 +11,6 @@ import os
 import socket
 import sys
 import uuid
-import weakref
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -174,20 +173,18 @@ def build_provider(settings: Settings, sources: Mapping[str, str]) -> _compat.Tr
 
 
 def _follow_forks(resource: Resource, given: Mapping[str, Any]) -> None:
-    """In each forked child, ``process.pid`` becomes the child's and ``service.instance.id`` new.
+    """In a forked child, ``process.pid`` becomes the child's and ``service.instance.id`` new.
 
     Only where tracekit chose the value: values given in ``OTEL_RESOURCE_ATTRIBUTES`` are
-    kept. The resource object is shared by the provider, its tracers and their spans, so it
-    is changed in place.
+    kept. Done as the child queues its first span, not at the fork: the resource object is
+    shared by the provider, its tracers and every span they made, and changed in place, so
+    the spans a child exports all carry its own values.
     """
-    ref = weakref.ref(resource)
 
-    def refresh() -> None:
-        current = ref()
-        if current is not None:
-            attributes = dict(current.attributes)
-            attributes["process.pid"] = given.get("process.pid", os.getpid())
-            attributes["service.instance.id"] = given.get("service.instance.id", str(uuid.uuid4()))
-            _compat.replace_resource_attributes(current, attributes)
+    def refresh(current: Resource) -> None:
+        attributes = dict(current.attributes)
+        attributes["process.pid"] = given.get("process.pid", os.getpid())
+        attributes["service.instance.id"] = given.get("service.instance.id", str(uuid.uuid4()))
+        _compat.replace_resource_attributes(current, attributes)
 
-    _fork.in_child(refresh)
+    _fork.before_first_span(resource, refresh)

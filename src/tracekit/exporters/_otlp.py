@@ -80,7 +80,7 @@ class OTLPSpanExporter(SpanExporter):
         self._abandoned: list[SpanExporter] = []
         # As the SDK's exporter names it in its log lines (gRPC: host:port).
         self._endpoint = urlsplit(endpoint).netloc or endpoint if protocol == "grpc" else endpoint
-        _fork.in_child(self._after_fork_in_child)
+        _fork.in_child(self, OTLPSpanExporter._after_fork_in_child)
         if hasattr(os, "register_at_fork"):
             ref = weakref.ref(self)
 
