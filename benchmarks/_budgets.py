@@ -137,6 +137,12 @@ BUDGETS: tuple[Budget, ...] = (
         "psycopg: tracekit's added cost per query at most 0.7x the peer's, sanitizing included",
         ratio_at_most(0.7),
     ),
+    Budget(
+        24,
+        "fork-at-fork",
+        "fork: tracekit adds at most 1 ms from `os.fork()` to the child's first line, over bare",
+        overhead_at_most(1e-3),
+    ),
 )
 
 

@@ -272,5 +272,6 @@ FAMILY_TITLES = {
     "databases": "Database clients",
     "startup": "Start-up",
     "export": "Export throughput",
+    "fork": "Forking",
     "instructions": "Instructions per operation",
 }

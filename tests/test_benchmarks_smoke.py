@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -30,6 +31,7 @@ from benchmarks._harness import (
     run_benchmark,
     summarize,
 )
+from benchmarks._report import Section
 
 
 def test_rotation_gives_every_variant_the_lead_once_per_cycle() -> None:
@@ -185,3 +187,71 @@ def test_callgrind_totals_are_read_from_its_output_file(tmp_path: Path) -> None:
     output = tmp_path / "callgrind.out"
     output.write_text("version: 1\nevents: Ir I1mr D1mr D1mw\nfl=x\n1 2 3 4 5\nsummary: 100 7 8 9\n")
     assert instructions._totals(output) == {"Ir": 100, "I1mr": 7, "D1mr": 8, "D1mw": 9}
+
+
+def test_fork_percentile_is_nearest_rank() -> None:
+    from benchmarks import fork
+
+    assert fork.p95([float(n) for n in range(1, 101)]) == 95.0
+    assert fork.p95([7.0]) == 7.0
+
+
+class _FakeReceiver:
+    """Stands in for tracekit's OTLPReceiver: what a fork run would have sent it."""
+
+    http_endpoint = "http://127.0.0.1:4318"
+
+    def __init__(self) -> None:
+        self.spans: list[SimpleNamespace] = []
+
+    def __enter__(self) -> _FakeReceiver:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+    @property
+    def span_count(self) -> int:
+        return len(self.spans)
+
+    def clear(self) -> None:
+        self.spans = []
+
+
+def test_fork_family_tables_and_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    from benchmarks import fork
+
+    # Microseconds from fork() to the child's first line, the same for every child of a variant.
+    at_fork = {"bare": 2_000, "tracekit": 2_600, "tracekit-cold": 2_500, "opentelemetry": 4_000}
+    receiver = _FakeReceiver()
+
+    def run_child(variant: str, url: str, forks: int) -> dict[str, object]:
+        if variant == "tracekit-cold":
+            raise RuntimeError("a child sent nothing within 15 s (killed): hung after fork")
+        pids = list(range(1_000, 1_000 + forks))
+        if variant != "bare":
+            # The parent's own span first; the SDK's resource has no process.pid.
+            own = [{"process.pid": pid} if variant == "tracekit" else {} for pid in [1, *pids]]
+            receiver.spans = [SimpleNamespace(resource=resource) for resource in own]
+        figures = {name: [1_000] * forks for name in fork.FIELDS}
+        figures["fork_to_child"] = [at_fork[variant] * 1_000] * forks
+        return {"pids": pids, "figures": figures}
+
+    monkeypatch.setattr(fork, "_receiver", lambda forks: receiver)
+    monkeypatch.setattr(fork, "_run_child", run_child)
+    result, section = fork.run(fork.Scale(quick=True), log=lambda message: None)
+
+    assert isinstance(result, BenchmarkResult)
+    assert result.overhead("tracekit") == pytest.approx(600e-6)
+    assert result.overhead("peer") == pytest.approx(2_000e-6)
+    cold = result.variants[2]
+    assert cold.unavailable == "failed: a child sent nothing within 15 s (killed): hung after fork"
+    [verdict] = [v for v in evaluate([result]) if v.budget.benchmark == "fork-at-fork"]
+    assert verdict.status == "met"
+    assert "tracekit +600.00 µs over bare (peer +2000.00 µs)" in verdict.figures
+
+    assert isinstance(section, Section)
+    assert "| tracekit | 2600 µs / 2600 µs |" in section.body
+    assert "| 33 spans for 30 children; 30 with their own `process.pid` |" in section.body
+    assert "| 33 spans for 30 children; no `process.pid` |" in section.body
+    assert "| tracekit, no span yet in the parent | failed: a child sent nothing" in section.body
