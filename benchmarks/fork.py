@@ -5,8 +5,9 @@ start method fork a process in which tracing is configured. tracekit's at-fork w
 child (``tracekit._fork.run_child_hooks``: release its locks, empty the batch processor's
 queue, drop the OTLP exporter's connection) runs before the child's own code, in every
 child; its first span then refreshes the resource's ``process.pid`` and
-``service.instance.id``, starts an export thread and builds an exporter. This family measures both against a bare process (same
-imports, no tracing) and the OpenTelemetry SDK set up by hand.
+``service.instance.id``, starts an export thread and builds an exporter. This family
+measures both against a bare process (same imports, no tracing) and the OpenTelemetry SDK
+set up by hand.
 
 Each run is a process of its own (``benchmarks._fork_child``), so that no variant's at-fork
 handlers linger in another's; it forks its children one after another, each of which makes
