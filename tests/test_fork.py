@@ -7,6 +7,8 @@ regression fails the test instead of stopping the suite.
 from __future__ import annotations
 
 import os
+import select
+import signal
 import subprocess
 import sys
 import textwrap
@@ -26,8 +28,11 @@ from tracekit.exporters._otlp import OTLPSpanExporter
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
 
 
-def in_child(check: str) -> str:
-    """Fork; the child evaluates ``check`` (an expression) and reports ``repr`` of it."""
+def in_child(check: str, timeout: float = 10.0) -> str:
+    """Fork; the child evaluates ``check`` (an expression) and reports ``repr`` of it.
+
+    A child that has not answered within ``timeout`` seconds is killed and fails the test.
+    """
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - runs in the child
@@ -37,6 +42,10 @@ def in_child(check: str) -> str:
             os._exit(0)
     os.close(write)
     with os.fdopen(read) as pipe:
+        if not select.select([pipe], [], [], timeout)[0]:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            raise AssertionError(f"the child did not answer {check!r} within {timeout} s: it hangs")
         answer = pipe.read()
     os.waitpid(pid, 0)
     return answer
@@ -247,3 +256,32 @@ def test_given_resource_values_are_kept_in_the_child(monkeypatch: pytest.MonkeyP
     child = eval(in_child("resource_after_a_span()"))
     assert child["service.instance.id"] == "pod-7"
     assert child["process.pid"] != os.getpid()
+
+
+def test_a_child_ends_whatever_the_parents_threads_held() -> None:
+    tracing = tracekit.configure(service_name="forking", exporters=[InMemorySpanExporter()])
+    with tracekit.span("before the fork"):  # the parent's export thread is running
+        pass
+    (processor,) = tracing.provider._active_span_processor._span_processors  # type: ignore[union-attr]
+    held = [processor._queue_lock, processor._lock, processor._wake._cond, processor.dropped._lock]
+    holding, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        for lock in held:
+            lock.acquire()
+        holding.set()
+        release.wait(10)
+        for lock in reversed(held):
+            lock.release()
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert holding.wait(10)
+    globals()["_tracing_under_test"] = tracing
+    try:
+        # A child that makes no span, and one that does, both flush and shut down.
+        assert in_child("(_tracing_under_test.shutdown(timeout=1), 'ended')[1]") == "'ended'"
+        assert in_child("(resource_after_a_span(), _tracing_under_test.force_flush(1))[1]") == "True"
+    finally:
+        release.set()
+        holder.join(10)

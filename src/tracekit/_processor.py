@@ -84,10 +84,10 @@ class BatchSpanProcessor(SpanProcessor):
         )
         self._queue = _Dormant(self)
         self._worker = None
-        self._queue_lock = threading.Lock()
+        self._queue_lock = _fork.lock()
         self._dropped_pending = 0
         self._flush_waiters: list[threading.Event] = []
-        self._lock = threading.Lock()
+        self._lock = _fork.lock()
         self._wake = threading.Event()
 
     def _start(self) -> collections.deque[ReadableSpan]:
@@ -150,11 +150,11 @@ class BatchSpanProcessor(SpanProcessor):
             return
         timeout = self._export_timeout if timeout_millis is None else timeout_millis / 1000.0
         self._shutdown = True
-        self._wake.set()
         worker = self._worker
         if worker is None:
             self._export_queued()
         else:
+            self._wake.set()
             worker.join(timeout)
         if worker is not None and worker.is_alive():
             logger.warning(
