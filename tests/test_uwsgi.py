@@ -19,6 +19,10 @@ from tracekit import _fork, _uwsgi
 from tracekit._doctor import diagnose
 
 
+def nothing() -> None:
+    """What there is to import before uWSGI forks, in these tests."""
+
+
 @pytest.fixture
 def uwsgi(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
     module = types.ModuleType("uwsgi")
@@ -31,6 +35,7 @@ def uwsgi(monkeypatch: pytest.MonkeyPatch) -> types.ModuleType:
 @pytest.fixture
 def as_a_worker(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Child hooks that record the pid they ran in; the process looks newly forked."""
+
     class Pids(list[int]):
         """A list that can be a hook's (weakly held) owner."""
 
@@ -46,8 +51,8 @@ def test_the_post_fork_hook_runs_the_child_hooks_then_the_applications(
 ) -> None:
     calls: list[str] = []
     uwsgi.post_fork_hook = lambda: calls.append("application")  # type: ignore[attr-defined]
-    _uwsgi.follow()
-    _uwsgi.follow()  # wrapped once, not twice
+    _uwsgi.follow(nothing)
+    _uwsgi.follow(nothing)  # wrapped once, not twice
     uwsgi.post_fork_hook()  # type: ignore[attr-defined]
     uwsgi.post_fork_hook()  # type: ignore[attr-defined]  # the same worker: hooks ran already
     assert as_a_worker == [os.getpid()]
@@ -57,7 +62,7 @@ def test_the_post_fork_hook_runs_the_child_hooks_then_the_applications(
 def test_uwsgidecorators_imported_later_is_chained_again(
     uwsgi: types.ModuleType, as_a_worker: list[int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    _uwsgi.follow()
+    _uwsgi.follow(nothing)
     # What uwsgidecorators does on import: its own chain replaces uWSGI's post-fork hook.
     (tmp_path / "uwsgidecorators.py").write_text(
         "import uwsgi\n"
@@ -84,7 +89,7 @@ def test_without_uwsgi_nothing_is_hooked(monkeypatch: pytest.MonkeyPatch) -> Non
     monkeypatch.delitem(sys.modules, "uwsgi", raising=False)
     monkeypatch.setattr(sys, "orig_argv", [sys.executable, "-m", "pytest"])
     before = list(sys.meta_path)
-    _uwsgi.follow()
+    _uwsgi.follow(nothing)
     assert sys.meta_path == before
     assert _uwsgi.problems() == []
 
@@ -95,8 +100,11 @@ def test_a_uwsgi_about_to_start_is_followed_at_the_first_import_after_its_module
     monkeypatch.delitem(sys.modules, "uwsgi", raising=False)
     monkeypatch.setattr(sys, "orig_argv", [sys.executable, "/venv/bin/uwsgi", "--http", ":8000"])
     monkeypatch.setattr(sys, "meta_path", list(sys.meta_path))
-    _uwsgi.follow()
-    _uwsgi.follow()
+    monkeypatch.delenv(_uwsgi.FORK_HOOKS_VARIABLE, raising=False)
+    _uwsgi.follow(nothing)
+    _uwsgi.follow(nothing)
+    # uWSGI reads its options from the environment as it starts: Python's fork hooks will run.
+    assert os.environ[_uwsgi.FORK_HOOKS_VARIABLE] == "1"
     watchers = [finder for finder in sys.meta_path if isinstance(finder, _uwsgi._Watch)]
     assert len(watchers) == 1
     __import__("json.tool")  # an import before uWSGI made its module: still watching
@@ -138,3 +146,24 @@ def test_threads_enabled_is_quiet(uwsgi: types.ModuleType, caplog: pytest.LogCap
     tracekit.configure(service_name="uwsgi-app", exporters=[])
     assert not [record for record in caplog.records if "uWSGI" in record.getMessage()]
     assert not [f for f in diagnose({}, send_probe=False).findings if f.subject == "uWSGI"]
+
+
+@pytest.mark.parametrize(
+    ("options", "imported"), [({}, ["before fork"]), ({"py-call-uwsgi-fork-hooks": True}, [])]
+)
+def test_a_running_uwsgi_without_fork_hooks_has_the_exports_imports_done_now(
+    uwsgi: types.ModuleType, options: dict[str, object], imported: list[str]
+) -> None:
+    uwsgi.opt = options  # type: ignore[attr-defined]
+    calls: list[str] = []
+    _uwsgi.follow(lambda: calls.append("before fork"))
+    assert calls == imported
+
+
+def test_configure_under_uwsgi_imports_the_exporters_modules(uwsgi: types.ModuleType) -> None:
+    uwsgi.opt = {}  # type: ignore[attr-defined]
+    for module in ("netrc", "opentelemetry.exporter.otlp.proto.http.trace_exporter"):
+        sys.modules.pop(module, None)
+    tracekit.configure(service_name="uwsgi-app", endpoint="http://127.0.0.1:9")
+    assert "netrc" in sys.modules
+    assert "opentelemetry.exporter.otlp.proto.http.trace_exporter" in sys.modules

@@ -151,7 +151,7 @@ def configure(**overrides: Any) -> Tracing:
         _state.tracer = Tracer(provider.get_tracer("tracekit", __version__))
         if settings.log_correlation:
             _logs.install()
-        _follow_worker_processes()
+        _follow_worker_processes(provider)
         for integration in integrations:
             _registry.enable(integration)
         logger.debug("tracekit: configured %r from %s", tracing, loaded.sources)
@@ -210,7 +210,10 @@ def _install_global_provider(provider: TracerProvider) -> None:
     _installed_providers[:] = [provider]
 
 
-def _follow_worker_processes() -> None:
+def _follow_worker_processes(provider: TracerProvider) -> None:
     """Worker processes export their own spans, with no hook of the user's (see ``_exit``, ``_uwsgi``)."""
+    from tracekit._sdk import import_export_modules
+
     _exit.watch_multiprocessing()
-    _uwsgi.follow()
+    _exit.watch_celery()
+    _uwsgi.follow(lambda: import_export_modules(p.exporter for p in _processors(provider)))

@@ -2,9 +2,12 @@
 
 * An ordinary exit runs :func:`flush_at_exit` from ``atexit``.
 * A ``multiprocessing`` child (every start method, pools and ``ProcessPoolExecutor``
-  included) and a child of billiard, Celery's prefork pool, ends with ``os._exit()``,
-  which skips ``atexit``. Their queued spans are flushed by a multiprocessing finalizer
-  that runs as the child's work returns, after the child's own finalizers.
+  included) ends with ``os._exit()``, which skips ``atexit``. Its queued spans are flushed
+  by a multiprocessing finalizer that runs as the child's work returns, after the child's
+  own finalizers.
+* A process of Celery's prefork pool leaves with ``os._exit()`` from inside its work, where
+  no finalizer runs either: it is flushed from Celery's ``worker_process_shutdown`` signal,
+  which the pool sends in the process just before.
 
 The flush is bounded by the export timeout (``OTEL_EXPORTER_OTLP_TIMEOUT`` and
 ``OTEL_BSP_EXPORT_TIMEOUT``, whichever is shorter).
@@ -18,8 +21,9 @@ from types import ModuleType
 
 from tracekit import _state
 from tracekit._importhook import when_imported
+from tracekit._safety import report
 
-__all__ = ["flush_at_exit", "watch_multiprocessing"]
+__all__ = ["flush_at_exit", "watch_celery", "watch_multiprocessing"]
 
 
 def flush_at_exit() -> None:
@@ -58,3 +62,19 @@ def _watch(util: ModuleType) -> None:
 def _flush_at_child_exit(util: ModuleType) -> None:
     # Negative priority: after the child's own finalizers and after it has joined its children.
     util.Finalize(None, flush_at_exit, exitpriority=-100)
+
+
+def watch_celery() -> None:
+    """Flush every process of Celery's prefork pool as it ends (waits for ``celery.signals``)."""
+    when_imported("celery.signals", _connect)
+
+
+def _connect(signals: ModuleType) -> None:
+    signals.worker_process_shutdown.connect(_flush_pool_process, weak=False, dispatch_uid="tracekit")
+
+
+def _flush_pool_process(**_: object) -> None:
+    try:
+        flush_at_exit()
+    except Exception as exc:  # the pool process must end as it would have
+        report("celery", exc)

@@ -33,7 +33,7 @@ from tracekit.exporters._otlp import (
 )
 from tracekit.exporters.console import ConsoleSpanExporter
 
-__all__ = ["build_provider", "make_exporters", "make_resource"]
+__all__ = ["build_provider", "import_export_modules", "make_exporters", "make_resource"]
 
 
 @contextmanager
@@ -188,3 +188,14 @@ def _follow_forks(resource: Resource, given: Mapping[str, Any]) -> None:
         _compat.replace_resource_attributes(current, attributes)
 
     _fork.before_first_span(resource, refresh)
+
+
+def import_export_modules(exporters: Iterable[SpanExporter]) -> None:
+    """Import now, on this thread, what exporting to ``exporters`` will import later.
+
+    Under a server whose forks no Python hook can wait for (uWSGI), so that no child is
+    forked while the export thread holds a module's import lock.
+    """
+    for exporter in exporters:
+        if isinstance(exporter, OTLPSpanExporter):
+            exporter.import_modules()

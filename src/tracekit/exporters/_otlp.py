@@ -80,6 +80,7 @@ class OTLPSpanExporter(SpanExporter):
         self._abandoned: list[SpanExporter] = []
         # As the SDK's exporter names it in its log lines (gRPC: host:port).
         self._endpoint = urlsplit(endpoint).netloc or endpoint if protocol == "grpc" else endpoint
+        self._protocol = protocol
         _fork.in_child(self, OTLPSpanExporter._after_fork_in_child)
         if hasattr(os, "register_at_fork"):
             ref = weakref.ref(self)
@@ -115,6 +116,18 @@ class OTLPSpanExporter(SpanExporter):
         """
         with self._first_export:
             self.exporter  # noqa: B018
+            _import_request_modules()
+
+    def import_modules(self) -> None:
+        """Import, on the calling thread, every module exporting will import; start no thread.
+
+        For a server that forks with no hook Python can run first (uWSGI): a child forked
+        while the export thread is importing a module would wait for that module for ever.
+        """
+        if self._protocol == "grpc":
+            import_grpc_exporter()  # building it would start gRPC's threads
+        else:
+            self.prepare()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         if self._is_shut_down:
@@ -273,6 +286,11 @@ def find_cause(exc: BaseException, kind: type[BaseException]) -> BaseException |
             return item
         pending.extend((item.__cause__, item.__context__, getattr(item, "reason", None), *item.args))
     return None
+
+
+def _import_request_modules() -> None:
+    """What requests imports on its first request (reading ~/.netrc), imported beforehand."""
+    import netrc  # noqa: F401
 
 
 def import_grpc_exporter() -> None:
