@@ -11,7 +11,7 @@ import pytest
 import tracekit
 from tracekit import _safety, _tracer
 from tracekit._logging import forget_warnings
-from tracekit.testing import SpanRecorder, capture_spans
+from tracekit.testing import OTLPReceiver, SpanRecorder, capture_spans
 
 REQUIRE_SERVICES = os.environ.get("TRACEKIT_TEST_REQUIRE_SERVICES") == "1"
 
@@ -50,6 +50,20 @@ def guarded_errors() -> Iterator[list[tuple[str, BaseException]]]:
     if errors:
         details = "; ".join(f"{integration}: {type(exc).__name__}: {exc}" for integration, exc in errors)
         pytest.fail(f"tracekit caught internal errors during the test: {details}", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def module_receiver() -> Iterator[OTLPReceiver]:
+    """One OTLP receiver (HTTP and gRPC, on 127.0.0.1) for a test module."""
+    with OTLPReceiver() as receiver:
+        yield receiver
+
+
+@pytest.fixture
+def receiver(module_receiver: OTLPReceiver) -> OTLPReceiver:
+    """The module's receiver, emptied for this test."""
+    module_receiver.clear()
+    return module_receiver
 
 
 @pytest.fixture

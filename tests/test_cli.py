@@ -27,18 +27,6 @@ TRACEKIT = tracekit_command()
 SECRET = "s3cr3t-t0ken"
 
 
-@pytest.fixture(scope="module")
-def module_receiver() -> Iterator[OTLPReceiver]:
-    with OTLPReceiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def receiver(module_receiver: OTLPReceiver) -> OTLPReceiver:
-    module_receiver.clear()
-    return module_receiver
-
-
 def tracekit(*args: str, **env: str) -> tuple[int, Any, str]:
     """Run ``tracekit ARGS --json`` with exactly the OTEL_* variables ``env``; (status, document, stderr)."""
     done = run([*TRACEKIT, *args, "--json"], environment(**env))

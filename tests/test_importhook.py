@@ -23,9 +23,18 @@ from tracekit._patch import Patches, Plain, is_patch, original_of
 
 @pytest.fixture
 def modules(tmp_path: Path) -> Iterator[Path]:
-    """A directory on ``sys.path`` for test modules; they and their hooks are forgotten after."""
+    """A directory on ``sys.path`` for test modules; they and their hooks are forgotten after.
+
+    Hooks left waiting by earlier tests (for libraries this process never imports) are set
+    aside meanwhile, so that each test sees only its own, then put back.
+    """
     sys.path.insert(0, str(tmp_path))
     before = set(sys.modules)
+    with _importhook._lock:
+        waiting = dict(_importhook._hooks)
+        _importhook._hooks.clear()
+        if _importhook._finder in sys.meta_path:
+            sys.meta_path.remove(_importhook._finder)
     yield tmp_path
     sys.path.remove(str(tmp_path))
     for name in set(sys.modules) - before:
@@ -34,7 +43,11 @@ def modules(tmp_path: Path) -> Iterator[Path]:
     with _importhook._lock:
         for name in [name for name in _importhook._hooks if name.startswith("hooked_")]:
             del _importhook._hooks[name]
-        if not _importhook._hooks and _importhook._finder in sys.meta_path:
+        _importhook._hooks.update(waiting)
+        watching = _importhook._finder in sys.meta_path
+        if _importhook._hooks and not watching:
+            sys.meta_path.insert(0, _importhook._finder)
+        elif not _importhook._hooks and watching:
             sys.meta_path.remove(_importhook._finder)
 
 

@@ -12,7 +12,6 @@ import os
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -37,18 +36,6 @@ from tracekit.testing import OTLPReceiver
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="fork, exec and process groups are POSIX")
 
 TRACEKIT = tracekit_command()
-
-
-@pytest.fixture(scope="module")
-def module_receiver() -> Iterator[OTLPReceiver]:
-    with OTLPReceiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def receiver(module_receiver: OTLPReceiver) -> OTLPReceiver:
-    module_receiver.clear()
-    return module_receiver
 
 
 def write(directory: Path, name: str, text: str) -> Path:

@@ -49,18 +49,6 @@ AFTER_EXIT = 1.0
 Answers = dict[str, dict[str, Any]]
 
 
-@pytest.fixture(scope="module")
-def module_receiver() -> Iterator[OTLPReceiver]:
-    with OTLPReceiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def receiver(module_receiver: OTLPReceiver) -> OTLPReceiver:
-    module_receiver.clear()
-    return module_receiver
-
-
 def write(directory: Path, name: str, text: str) -> Path:
     path = directory / name
     path.write_text(textwrap.dedent(text))

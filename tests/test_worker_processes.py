@@ -50,18 +50,6 @@ NEVER = "60000"
 BOUND = 60.0
 
 
-@pytest.fixture(scope="module")
-def module_receiver() -> Iterator[OTLPReceiver]:
-    with OTLPReceiver() as receiver:
-        yield receiver
-
-
-@pytest.fixture
-def receiver(module_receiver: OTLPReceiver) -> OTLPReceiver:
-    module_receiver.clear()
-    return module_receiver
-
-
 @pytest.fixture
 def service() -> str:
     """A service name of this test's own: only its spans are looked at."""

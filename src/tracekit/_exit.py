@@ -66,7 +66,13 @@ def _flush_at_child_exit(util: ModuleType) -> None:
 
 def watch_celery() -> None:
     """Flush every process of Celery's prefork pool as it ends (waits for ``celery.signals``)."""
-    when_imported("celery.signals", _connect)
+    global _watching_celery
+    if not _watching_celery:
+        _watching_celery = True
+        when_imported("celery.signals", _connect)
+
+
+_watching_celery = False
 
 
 def _connect(signals: ModuleType) -> None:
