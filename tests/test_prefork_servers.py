@@ -496,6 +496,33 @@ def test_uwsgi_recycled_workers_flush_as_they_exit(
     assert server.pid not in served
 
 
+@pytest.mark.parametrize("launched", [LAUNCHED, CONFIGURED])
+def test_uwsgi_chain_reload_flushes_each_replaced_worker(
+    receiver: OTLPReceiver, tmp_path: Path, launched: bool
+) -> None:
+    write_app(tmp_path, *configured(launched))
+    port = free_port()
+    trigger = tmp_path / "reload"
+    trigger.write_text("")
+    options = ["--master", "--die-on-term", "--lazy-apps", "--touch-chain-reload", str(trigger)]
+    command, env = uwsgi(receiver, tmp_path, port, options, launched, OTEL_BSP_SCHEDULE_DELAY=HELD)
+    with started(command, env, cwd=tmp_path) as server:
+        answers = serve(f"http://127.0.0.1:{port}", server)
+        before = {answer["pid"] for answer in answers.values()}
+        time.sleep(1.1)  # uWSGI compares the file's modification time in whole seconds
+        os.utime(trigger)
+        # One worker after the other is replaced; each flushes what it queued as it goes.
+        spans = wait_for_names(receiver, {"handle": len(answers)}, timeout=20, ignore="loaded")
+        handled = [span for span in spans if span.name == "handle"]
+        assert {s.attributes["path"]: s.resource["process.pid"] for s in handled} == {
+            path: answer["pid"] for path, answer in answers.items()
+        }
+        after = serve(f"http://127.0.0.1:{port}", server)
+        assert not before & {answer["pid"] for answer in after.values()}
+        assert stop_and_wait(server, signal.SIGTERM) == 0
+        nothing_left(server)
+
+
 @pytest.mark.parametrize(
     "setup",
     [
