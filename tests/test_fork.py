@@ -24,6 +24,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 import tracekit
 from tracekit import _fork
 from tracekit.exporters._otlp import OTLPSpanExporter
+from tracekit.testing import OTLPReceiver
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork()")
 
@@ -285,3 +286,42 @@ def test_a_child_ends_whatever_the_parents_threads_held() -> None:
     finally:
         release.set()
         holder.join(10)
+
+
+def test_a_child_ends_whatever_the_export_threads_connection_pool_held() -> None:
+    # urllib3 closes a pool's connections at exit, under the pool's lock: a child forked while
+    # the parent's export thread held it waited there for ever (1 fork in about 600 under load).
+    with OTLPReceiver() as receiver:
+        result = run_python(
+            f"""
+            import os, sys, threading, time
+            import tracekit
+
+            tracing = tracekit.configure(service_name="forking", endpoint="{receiver.http_endpoint}")
+            with tracekit.span("before the fork"):
+                pass
+            assert tracing.force_flush(10)
+            import gc, requests
+            (session,) = [o for o in gc.get_objects() if isinstance(o, requests.Session)]
+            (pool,) = [session.adapters["http://"].poolmanager.pools.get(key)
+                       for key in session.adapters["http://"].poolmanager.pools.keys()]
+            holding = threading.Event()
+            threading.Thread(target=lambda: (pool.pool.mutex.acquire(), holding.set()), daemon=True).start()
+            holding.wait(10)
+            pid = os.fork()
+            if pid == 0:
+                sys.exit(0)
+            for _ in range(500):
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    print(os.waitstatus_to_exitcode(status))
+                    break
+                time.sleep(0.01)
+            else:
+                os.kill(pid, 9)
+                print("hung")
+            os._exit(0)
+            """
+        )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "0"

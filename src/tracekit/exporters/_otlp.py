@@ -233,7 +233,31 @@ def _http_session(certificate: str | None, observe: Callable[[object], None] | N
                 observe(response)
             return response
 
-    return Session()
+    session = Session()
+    _fork.in_child(session, _release_connection_pools)
+    return session
+
+
+def _release_connection_pools(session: Any) -> None:
+    """In a forked child, the parent's connection pools are left as the export thread had them.
+
+    urllib3 closes a pool's connections at exit (a ``weakref.finalize``), which waits on the
+    pool's lock: held for ever in a child forked while the parent's export thread was taking
+    a connection. The locks are released here, so the child ends; closing its copies of the
+    parent's sockets sends nothing on them.
+    """
+    for adapter in session.adapters.values():
+        managers = [getattr(adapter, "poolmanager", None), *getattr(adapter, "proxy_manager", {}).values()]
+        for manager in managers:
+            pools = getattr(manager, "pools", None)
+            if pools is None:
+                continue
+            pools.lock._at_fork_reinit()
+            for key in pools.keys():  # noqa: SIM118 (urllib3's container refuses iteration)
+                queue = getattr(pools.get(key), "pool", None)
+                mutex = getattr(queue, "mutex", None)
+                if mutex is not None:
+                    mutex._at_fork_reinit()
 
 
 def _report_tls_failure(url: str, exc: BaseException, certificate: str | None) -> None:
