@@ -77,31 +77,16 @@ import requests  # noqa: E402, F401
 from opentelemetry import trace  # noqa: E402
 
 import tracekit  # noqa: E402
+from benchmarks._fork_fields import FIELDS  # noqa: E402
 from tracekit import _sdk, _state  # noqa: E402, F401
 
-__all__ = ["FIELDS", "main"]
+__all__ = ["main"]
 
 #: A child's figures, in the order it writes them: the three marks, then its first line
 #: (time, CPU, page faults), the end of its flush (time, CPU, page faults), a second, forced
 #: run of the child hooks (nanoseconds; warm caches, the pages they write already copied),
 #: and whether the flush succeeded.
 _RECORD = struct.Struct("<11q")
-#: What the parent reports for each child: nanoseconds, but ``*_faults``, which are counts of
-#: the child's minor page faults (mostly copy-on-write copies of its parent's pages).
-FIELDS = (
-    "fork_to_child",
-    "parent_before",
-    "handlers",
-    "child_hooks",
-    "child_hooks_again",
-    "parent_fork_call",
-    "fork_to_exported",
-    "child_wall",
-    "child_cpu_at_fork",
-    "child_cpu",
-    "child_faults_at_fork",
-    "child_faults",
-)
 #: How long a child may take to send its figures before it is killed (a hung at-fork hook).
 CHILD_TIMEOUT = 15.0
 #: The child's flush time limit, in seconds.

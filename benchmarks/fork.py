@@ -32,6 +32,8 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from benchmarks._fork_fields import COUNTS as _COUNTS
+from benchmarks._fork_fields import FIELDS
 from benchmarks._harness import Benchmark, BenchmarkResult, Role, Scale, Variant, VariantResult, rotated
 from benchmarks._report import Section, format_quantity
 
@@ -52,24 +54,6 @@ VARIANTS: tuple[tuple[str, str, Role], ...] = (
 _PARENT_EXPORTS = ("tracekit", "opentelemetry")
 #: A whole run's time limit; the run's children each have a limit of their own.
 _TIMEOUT = 300.0
-
-#: What ``benchmarks._fork_child`` reports for each child, nanoseconds.
-FIELDS = (
-    "fork_to_child",
-    "parent_before",
-    "handlers",
-    "child_hooks",
-    "child_hooks_again",
-    "parent_fork_call",
-    "fork_to_exported",
-    "child_wall",
-    "child_cpu_at_fork",
-    "child_cpu",
-    "child_faults_at_fork",
-    "child_faults",
-)
-#: The fields that count the child's minor page faults; the others are nanoseconds.
-_COUNTS = ("child_faults_at_fork", "child_faults")
 
 
 @dataclass
