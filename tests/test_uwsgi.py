@@ -85,12 +85,18 @@ def test_uwsgidecorators_imported_later_is_chained_again(
     assert chain == ["decorated"]
 
 
-def test_without_uwsgi_nothing_is_hooked(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize(
+    "argv",
+    [["-m", "pytest"], ["tests/test_uwsgi.py"], ["-m", "uwsgi_helpers"], ["manage.py", "uwsgi-config"]],
+)
+def test_without_uwsgi_nothing_is_hooked(monkeypatch: pytest.MonkeyPatch, argv: list[str]) -> None:
     monkeypatch.delitem(sys.modules, "uwsgi", raising=False)
-    monkeypatch.setattr(sys, "orig_argv", [sys.executable, "-m", "pytest"])
+    monkeypatch.delenv(_uwsgi.FORK_HOOKS_VARIABLE, raising=False)
+    monkeypatch.setattr(sys, "orig_argv", [sys.executable, *argv])
     before = list(sys.meta_path)
     _uwsgi.follow(nothing)
     assert sys.meta_path == before
+    assert _uwsgi.FORK_HOOKS_VARIABLE not in os.environ
     assert _uwsgi.problems() == []
 
 

@@ -101,7 +101,7 @@ def _chained(previous: Callable[[], object] | None) -> Callable[[], None]:
 def _about_to_start() -> bool:
     """Whether this interpreter runs the uWSGI server (started as ``uwsgi`` or ``pyuwsgi``)."""
     argv: Sequence[str] = getattr(sys, "orig_argv", None) or getattr(sys, "argv", None) or ()
-    return any("uwsgi" in os.path.basename(arg) for arg in argv[:3])
+    return any(os.path.basename(arg) in ("uwsgi", "pyuwsgi") for arg in argv[:3])
 
 
 class _Watch:
