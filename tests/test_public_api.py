@@ -16,12 +16,14 @@ def test_the_facade_exports_exactly_the_public_api() -> None:
     assert sorted(tracekit.__all__) == sorted(
         [
             "ConfigError",
+            "ExportStats",
             "Tracing",
             "__version__",
             "configure",
             "instrument",
             "shutdown",
             "span",
+            "stats",
             "traced",
             "uninstrument",
         ]
@@ -65,26 +67,28 @@ def test_import_tracekit_loads_nothing_else() -> None:
 # The exporter is built when it first has spans to send; this builds it at once.
 _BUILD_EXPORTER = (
     "from tracekit._configure import _processors\n"
-    "[processor.exporter.exporter for processor in _processors(tracing.provider)]"
+    "[processor.exporter._ready() for processor in _processors(tracing.provider)]"
 )
 
 
 def test_the_default_exporter_brings_only_its_own_http_stack_when_first_used() -> None:
     configured = _modules_after("import tracekit\ntracing = tracekit.configure()")
     assert [name for name in INSTRUMENTED if name in configured] == []
-    assert "opentelemetry.exporter.otlp.proto.http.trace_exporter" not in configured
-    # The OTLP/HTTP exporter itself sends with requests (over urllib3); nothing else comes.
+    assert "tracekit.exporters._transport" not in configured
+    # The OTLP/HTTP transport sends with httpx; nothing else comes, not even protobuf.
     loaded = _modules_after(f"import tracekit\ntracing = tracekit.configure()\n{_BUILD_EXPORTER}")
-    assert [name for name in INSTRUMENTED if name in loaded] == ["requests", "urllib3"]
-    assert "opentelemetry.exporter.otlp.proto.http.trace_exporter" in loaded
-    assert "opentelemetry.exporter.otlp.proto.grpc.trace_exporter" not in loaded
+    assert [name for name in INSTRUMENTED if name in loaded] == ["httpx"]
+    assert "tracekit.exporters._transport" in loaded
+    assert not [name for name in loaded if name.startswith(("google.protobuf", "opentelemetry.proto"))]
+    assert not [name for name in loaded if name.startswith("opentelemetry.exporter")]
 
 
 def test_grpc_is_imported_only_when_asked_for_and_then_at_once() -> None:
-    # Built by configure(): a first build at exit could not start the threads gRPC needs.
+    # Imported by configure(): a first import at exit could not start the threads gRPC needs.
     loaded = _modules_after("import tracekit\ntracing = tracekit.configure(protocol='grpc')")
-    assert "opentelemetry.exporter.otlp.proto.grpc.trace_exporter" in loaded
-    assert "opentelemetry.exporter.otlp.proto.http.trace_exporter" not in loaded
+    assert "grpc" in loaded
+    assert "httpx" not in loaded
+    assert not [name for name in loaded if name.startswith(("google.protobuf", "opentelemetry.proto"))]
 
 
 def test_the_package_is_typed() -> None:

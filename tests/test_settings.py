@@ -21,7 +21,6 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.sdk.version import __version__ as sdk_version
 from opentelemetry.trace import Link, SpanContext, TraceFlags
@@ -131,35 +130,34 @@ def processors_of(tracing: tracekit.Tracing) -> list[Any]:
     return list(provider_of(tracing)._active_span_processor._span_processors)
 
 
-def exporters_of(tracing: tracekit.Tracing) -> list[SpanExporter]:
-    """The exporters in use; tracekit's OTLP exporter is built (as on its first export) and unwrapped."""
+def exporters_of(tracing: tracekit.Tracing) -> list[Any]:
+    """The exporters in use; tracekit's OTLP exporter stands for its transport, made now."""
     from tracekit.exporters._otlp import OTLPSpanExporter
 
     exporters = [processor.exporter for processor in processors_of(tracing)]
-    return [item.exporter if isinstance(item, OTLPSpanExporter) else item for item in exporters]
+    return [item._ready()[1] if isinstance(item, OTLPSpanExporter) else item for item in exporters]
 
 
-def only_exporter(tracing: tracekit.Tracing) -> SpanExporter:
+def only_exporter(tracing: tracekit.Tracing) -> Any:
     exporters = exporters_of(tracing)
     assert len(exporters) == 1, exporters
     return exporters[0]
 
 
-def http_exporter_view(exporter: SpanExporter) -> dict[str, Any]:
-    """What the official OTLP/HTTP exporter will actually do, read from its objects."""
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+def http_exporter_view(transport: Any) -> dict[str, Any]:
+    """What the OTLP/HTTP transport will actually do, read from its objects."""
+    from tracekit.exporters._transport import HTTPTransport
 
-    assert type(exporter) is OTLPSpanExporter
-    client = exporter._client
-    session = client._transport._session
+    assert type(transport) is HTTPTransport
+    certificate, client_certificate, client_key = transport.tls_files
     return {
-        "endpoint": exporter._endpoint,
-        # the exporter's own Content-Type and User-Agent are left out
-        "headers": {k: v for k, v in client._headers.items() if k not in ("content-type", "user-agent")},
-        "timeout": client._timeout,
-        "compression": client._compression.value,
-        "verify": session.verify,
-        "cert": session.cert,
+        "endpoint": transport.endpoint,
+        # the transport's own Content-Type and User-Agent are left out
+        "headers": {k: v for k, v in transport._headers.items() if k not in ("Content-Type", "User-Agent")},
+        "timeout": transport.timeout,
+        "compression": "gzip" if transport.gzip else "none",
+        "verify": certificate or True,
+        "cert": client_certificate if client_key is None else (client_certificate, client_key),
     }
 
 
@@ -174,11 +172,11 @@ HTTP_DEFAULTS = {
 
 
 def grpc_exporter(tracing: tracekit.Tracing) -> Any:
-    from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+    from tracekit.exporters._transport import GRPCTransport
 
-    exporter = only_exporter(tracing)
-    assert type(exporter) is OTLPSpanExporter
-    return exporter
+    transport = only_exporter(tracing)
+    assert type(transport) is GRPCTransport
+    return transport
 
 
 def global_propagators() -> list[type[TextMapPropagator]]:
@@ -590,10 +588,10 @@ _covers(VALID_CASES, "OTEL_TRACES_EXPORTER")
 _covers(INVALID_CASES, "OTEL_TRACES_EXPORTER")
 
 
-def _otlp_http_type() -> type[SpanExporter]:
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+def _otlp_http_type() -> type[Any]:
+    from tracekit.exporters._transport import HTTPTransport
 
-    return OTLPSpanExporter
+    return HTTPTransport
 
 
 @pytest.mark.parametrize(
@@ -679,8 +677,8 @@ def test_otlp_variable_valid(
         tracing = configure_with(monkeypatch, {var: "grpc"})
         assert tracing.settings.protocol == "grpc"
         exporter = grpc_exporter(tracing)
-        assert exporter._endpoint == "localhost:4317"
-        assert exporter._insecure is True
+        assert exporter.target == "localhost:4317"
+        assert exporter.insecure is True
     elif name == "HEADERS":
         tracing = configure_with(monkeypatch, {var: "api-key=s3cr%3Dt, x-team = pay%20ments"})
         assert tracing.settings.headers == {"api-key": "s3cr=t", "x-team": "pay ments"}
@@ -728,7 +726,7 @@ def test_otlp_variable_valid(
         )
         assert tracing.settings.insecure is True
         exporter = grpc_exporter(tracing)
-        assert (exporter._endpoint, exporter._insecure) == ("collector.example:4317", True)
+        assert (exporter.target, exporter.insecure) == ("collector.example:4317", True)
     assert tracing.sources[_setting_of(var)] == var
     assert tracekit_warnings(caplog) == []
 
@@ -785,7 +783,7 @@ def test_otlp_variable_invalid(
 
     if name == "INSECURE":
         exporter = grpc_exporter(tracing)
-        assert (exporter._endpoint, exporter._insecure) == ("collector.example:4317", False)
+        assert (exporter.target, exporter.insecure) == ("collector.example:4317", False)
     elif name == "CLIENT_KEY":
         assert http_exporter_view(only_exporter(tracing)) == {
             **HTTP_DEFAULTS,
@@ -921,8 +919,8 @@ def test_grpc_exporter_gets_the_explicit_values_even_when_the_environment_disagr
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "from-env=1")
     tracing = tracekit.configure(protocol="grpc", headers={}, endpoint="http://collector.example:4317")
     exporter = grpc_exporter(tracing)
-    assert exporter._headers == ()
-    assert exporter._timeout == 10.0
+    assert exporter._metadata == ()
+    assert tracing.settings.timeout == 10.0
     assert os.environ["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"] == "ten seconds"
 
 

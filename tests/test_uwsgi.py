@@ -168,8 +168,9 @@ def test_a_running_uwsgi_without_fork_hooks_has_the_exports_imports_done_now(
 
 def test_configure_under_uwsgi_imports_the_exporters_modules(uwsgi: types.ModuleType) -> None:
     uwsgi.opt = {}  # type: ignore[attr-defined]
-    for module in ("netrc", "opentelemetry.exporter.otlp.proto.http.trace_exporter"):
-        sys.modules.pop(module, None)
-    tracekit.configure(service_name="uwsgi-app", endpoint="http://127.0.0.1:9")
-    assert "netrc" in sys.modules
-    assert "opentelemetry.exporter.otlp.proto.http.trace_exporter" in sys.modules
+    tracing = tracekit.configure(service_name="uwsgi-app", endpoint="http://127.0.0.1:9")
+    (processor,) = tracing.provider._active_span_processor._span_processors  # type: ignore[union-attr]
+    # Made now, on this thread, with every module it needs: no export thread runs yet.
+    assert type(processor.exporter._transport).__name__ == "HTTPTransport"
+    assert processor.exporter._encoder is not None
+    assert processor._worker is None

@@ -16,21 +16,24 @@ from tracekit._version import __version__
 
 TYPE_CHECKING = False  # not typing's: importing typing alone costs the `tracekit` command a few ms
 if TYPE_CHECKING:
-    from tracekit._configure import Tracing, configure, shutdown
+    from tracekit._configure import Tracing, configure, shutdown, stats
     from tracekit._decorator import span, traced
     from tracekit._errors import ConfigError
     from tracekit._registry import instrument, uninstrument
+    from tracekit._stats import ExportStats
 
 del TYPE_CHECKING
 
 __all__ = [
     "ConfigError",
+    "ExportStats",
     "Tracing",
     "__version__",
     "configure",
     "instrument",
     "shutdown",
     "span",
+    "stats",
     "traced",
     "uninstrument",
 ]
@@ -40,6 +43,8 @@ _HOMES = {
     "Tracing": "tracekit._configure",
     "configure": "tracekit._configure",
     "shutdown": "tracekit._configure",
+    "stats": "tracekit._configure",
+    "ExportStats": "tracekit._stats",
     "span": "tracekit._decorator",
     "traced": "tracekit._decorator",
     "instrument": "tracekit._registry",

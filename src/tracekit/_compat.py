@@ -7,14 +7,16 @@ described next to the name rather than diverging.
 
 from __future__ import annotations
 
+import operator
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
+from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk import trace as sdk_trace
 from opentelemetry.sdk.resources import Resource
 
-__all__ = ["TracerProvider", "replace_resource_attributes"]
+__all__ = ["SpanFields", "TracerProvider", "replace_resource_attributes", "span_fields_reader"]
 
 
 class TracerProvider(sdk_trace.TracerProvider):
@@ -47,3 +49,63 @@ def replace_resource_attributes(resource: Resource, attributes: Mapping[str, Any
         return False
     resource._attributes = Resource(dict(attributes), resource.schema_url)._attributes
     return True
+
+
+#: What the OTLP encoder reads of a finished span, in this order: context, parent, name,
+#: kind, start time, end time, attributes (a mapping), dropped attribute count, status.
+SpanFields = tuple[Any, Any, str, Any, Any, Any, Mapping[str, Any], int, Any]
+
+_private_span_fields = operator.attrgetter(
+    "_context", "_parent", "_name", "_kind", "_start_time", "_end_time", "_attributes", "_status"
+)
+
+
+def _read_private(span: sdk_trace.ReadableSpan) -> SpanFields:
+    context, parent, name, kind, start, end, attributes, status = _private_span_fields(span)
+    if type(attributes) is BoundedAttributes:
+        return context, parent, name, kind, start, end, attributes._dict, attributes.dropped, status
+    return context, parent, name, kind, start, end, attributes or {}, 0, status
+
+
+def _read_public(span: sdk_trace.ReadableSpan) -> SpanFields:
+    return (
+        span.context,
+        span.parent,
+        span.name,
+        span.kind,
+        span.start_time,
+        span.end_time,
+        span.attributes or {},
+        span.dropped_attributes,
+        span.status,
+    )
+
+
+def span_fields_reader() -> Callable[[sdk_trace.ReadableSpan], SpanFields]:
+    """A function reading :data:`SpanFields` of a finished span, the fastest that reads right.
+
+    One ``operator.attrgetter`` call on the span's private fields, and the attribute dict
+    inside ``BoundedAttributes``, where a probe span reads the same that way as through the
+    public properties; the public properties (one Python call each) otherwise.
+    """
+    from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode
+
+    probe = sdk_trace.ReadableSpan(
+        "probe",
+        SpanContext(0x1F, 0x2F, is_remote=False),
+        SpanContext(0x1F, 0x3F, is_remote=True),
+        attributes=BoundedAttributes(8, {"a": "b", "c": 1, "d": 2.0, "e": True, "f": ("g",)}),
+        kind=SpanKind.CLIENT,
+        resource=Resource({}),  # not None: the SDK would run its resource detectors
+        status=Status(StatusCode.ERROR, "why"),
+        start_time=5,
+        end_time=7,
+    )
+    try:
+        fast = _read_private(probe)
+    except Exception:
+        return _read_public
+    slow = _read_public(probe)
+    if fast[:6] != slow[:6] or dict(fast[6]) != dict(slow[6]) or fast[7:] != slow[7:]:
+        return _read_public
+    return _read_private

@@ -13,11 +13,13 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from tracekit import _exit, _fork, _logs, _registry, _state, _uwsgi
 from tracekit._logging import logger
+from tracekit._processor import BatchSpanProcessor
 from tracekit._propagation import install_global
 from tracekit._settings import Settings, load
+from tracekit._stats import ExportStats
 from tracekit._version import __version__
 
-__all__ = ["Tracing", "configure", "shutdown"]
+__all__ = ["Tracing", "configure", "shutdown", "stats"]
 
 _LOG_LEVELS = {
     "debug": logging.DEBUG,
@@ -176,6 +178,26 @@ def shutdown(timeout: float | None = None) -> None:
     tracing = _state.current
     if tracing is not None:
         tracing.shutdown(timeout)
+
+
+def stats() -> ExportStats:
+    """What became of the spans queued for export since :func:`configure`.
+
+    Counts of spans exported, dropped (queue full), failed and rejected by the collector,
+    export requests, retries and bytes sent, the spans queued now, and the last export
+    problem with its time; summed over the exporters configured (all zero before
+    :func:`configure`). Reading them costs nothing on the span path: the counters are
+    plain integers the export thread keeps.
+    """
+    tracing = _state.current
+    if tracing is None or tracing.provider is None:
+        return ExportStats()
+    parts = [
+        (processor.counters, processor.queued)
+        for processor in _processors(tracing.provider)
+        if isinstance(processor, BatchSpanProcessor)
+    ]
+    return ExportStats.total(parts)
 
 
 def _processors(provider: TracerProvider) -> tuple[Any, ...]:

@@ -201,7 +201,7 @@ def _attribute_value(value: Any, limit: int | None) -> AttributeValue:
     """
     if isinstance(value, (bool, int, float)):
         return value
-    if isinstance(value, (list, tuple)) and _homogeneous(value):
+    if isinstance(value, (list, tuple)) and _homogeneous(value) and (limit is None or _fits(value, limit)):
         return tuple(value)
     text: str
     if isinstance(value, str):
@@ -215,14 +215,30 @@ def _attribute_value(value: Any, limit: int | None) -> AttributeValue:
 
 
 def _length_limit() -> int | None:
-    """The span attribute value length limit in effect (``None``: no limit)."""
+    """The length limit of a recorded value: ``traced_value_length_limit`` or a lower span limit.
+
+    ``None``: no limit. The default keeps one large argument (a 10 MB payload) from making
+    a span that no collector accepts.
+    """
     tracing = _state.current
     if tracing is None:
         return None
     settings = tracing.settings
-    if settings.span_attribute_value_length_limit is not None:
-        return settings.span_attribute_value_length_limit
-    return settings.attribute_value_length_limit
+    limits = [
+        settings.traced_value_length_limit,
+        settings.attribute_value_length_limit
+        if settings.span_attribute_value_length_limit is None
+        else settings.span_attribute_value_length_limit,
+    ]
+    given = [limit for limit in limits if limit is not None]
+    return min(given) if given else None
+
+
+def _fits(items: Sequence[Any], limit: int) -> bool:
+    """Whether a sequence is within ``limit``: in items, and in characters for strings."""
+    if len(items) > limit:
+        return False
+    return not items or type(items[0]) is not str or sum(map(len, items)) <= limit
 
 
 def _homogeneous(items: Sequence[Any]) -> bool:

@@ -5,6 +5,9 @@ It does what the SDK's batch processor does, plus what an application needs from
 * ``on_end`` only appends to a bounded queue; the network is touched by one worker thread.
 * A full queue drops the span and counts it; the worker (never the application thread)
   logs at most one WARNING per minute saying how many were lost.
+* What became of each span is counted (:attr:`BatchSpanProcessor.counters`, read by
+  :func:`tracekit.stats`). An exporter with ``counters`` of its own (tracekit's OTLP
+  exporter) counts and reports its outcomes itself; for any other, the processor does.
 * ``force_flush`` and ``shutdown`` honour their time limits even while an export hangs on
   an unreachable collector, so a process always exits promptly.
 * Every export runs with OpenTelemetry's suppress-instrumentation key set, so the
@@ -27,6 +30,7 @@ from opentelemetry.trace import TraceFlags
 
 from tracekit import _fork
 from tracekit._logging import RateLimitedCounter, logger
+from tracekit._stats import Counters
 
 __all__ = ["BatchSpanProcessor"]
 
@@ -58,6 +62,7 @@ class BatchSpanProcessor(SpanProcessor):
         self._export_timeout = export_timeout
         self._shutdown = False
         self._start_lock = _fork.lock()
+        self._own_counters = Counters()
         self._reset()
         _fork.in_child(self, BatchSpanProcessor._forget_parent)
         _fork.before_first_span(self, BatchSpanProcessor._reset)
@@ -67,6 +72,18 @@ class BatchSpanProcessor(SpanProcessor):
         self._queue = _Dormant(self)
         self._worker = None
         self._dropped_pending = 0
+        self._own_counters = Counters()
+
+    @property
+    def counters(self) -> Counters:
+        """What became of the spans this processor was given (the exporter's, if it counts)."""
+        counters = getattr(self.exporter, "counters", None)
+        return counters if isinstance(counters, Counters) else self._own_counters
+
+    @property
+    def queued(self) -> int:
+        """Spans waiting in the queue now."""
+        return len(self._queue)
 
     def _reset(self) -> None:
         # Also in a forked child, at its first span: replaces what a thread of the parent may
@@ -149,6 +166,9 @@ class BatchSpanProcessor(SpanProcessor):
         if self._shutdown:
             return
         timeout = self._export_timeout if timeout_millis is None else timeout_millis / 1000.0
+        begin_shutdown = getattr(self.exporter, "begin_shutdown", None)
+        if begin_shutdown is not None:  # tracekit's OTLP exporter: no retry of a refused connection
+            begin_shutdown()
         self._shutdown = True
         worker = self._worker
         if worker is None:
@@ -191,6 +211,7 @@ class BatchSpanProcessor(SpanProcessor):
         with self._queue_lock:
             count, self._dropped_pending = self._dropped_pending, 0
         if count:
+            self.counters.dropped += count
             self.dropped.add(count)
 
     def _export_queued(self) -> None:
@@ -207,12 +228,20 @@ class BatchSpanProcessor(SpanProcessor):
             otel_context.detach(token)
 
     def _export(self, batch: list[ReadableSpan]) -> None:
+        counters = self.counters
+        counted = counters is not self._own_counters  # the exporter counts and reports itself
         try:
             result = self.exporter.export(batch)
         except Exception:
             logger.warning("tracekit: %s raised while exporting", type(self.exporter).__name__, exc_info=True)
             result = SpanExportResult.FAILURE
-        if result is not SpanExportResult.SUCCESS:
+            counted = False  # whatever it counted, this batch is lost
+        if counted:
+            return
+        if result is SpanExportResult.SUCCESS:
+            counters.exported += len(batch)
+        else:
+            counters.failed += len(batch)
             self.failed.add(len(batch))
 
 

@@ -18,6 +18,14 @@ that are easy to assert on::
         [span] = receiver.wait_for_spans(1, timeout=5)
         assert span.name == "checkout"
 
+It can also misbehave like a collector in trouble, so that an exporter's retries and error
+handling meet real sockets: :meth:`OTLPReceiver.inject` queues :class:`Fault` values, and
+each export request that arrives (HTTP or gRPC) is answered by the next one: an HTTP error
+status with ``Retry-After``, a gRPC error with ``RetryInfo``, a partial success, or an
+answer that comes late or never::
+
+    receiver.inject(Fault(http_status=503, retry_after=1), Fault(rejected_spans=1))
+
 Memory, body sizes, connections and every wait are bounded. grpcio and the protobuf
 modules are imported when a receiver starts, never when tracekit is imported.
 """
@@ -26,6 +34,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import math
 import os
 import socket
 import socketserver
@@ -48,7 +57,7 @@ if TYPE_CHECKING:
     from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
     from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
 
-__all__ = ["OTLPReceiver", "ReceivedEvent", "ReceivedLink", "ReceivedRequest", "ReceivedSpan"]
+__all__ = ["Fault", "OTLPReceiver", "ReceivedEvent", "ReceivedLink", "ReceivedRequest", "ReceivedSpan"]
 
 StrPath = Union[str, "os.PathLike[str]"]
 
@@ -60,6 +69,22 @@ _TRACES_PATH = "/v1/traces"
 _GRPC_SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 _GRPC_METHOD = f"/{_GRPC_SERVICE}/Export"
 _PROTOBUF = "application/x-protobuf"
+
+#: A :class:`Fault`'s ``delay`` is cut to this: every wait of the receiver is bounded.
+_MAX_FAULT_DELAY = 30.0
+_FAULT_MESSAGE = "fault injected by OTLPReceiver"
+#: The ``google.rpc.Status`` code an HTTP error body carries when the fault names no gRPC
+#: code: gRPC's own HTTP-to-gRPC mapping (grpc/doc/http-grpc-status-mapping.md).
+_HTTP_TO_GRPC_CODE = {
+    400: "INTERNAL",
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    404: "UNIMPLEMENTED",
+    429: "UNAVAILABLE",
+    502: "UNAVAILABLE",
+    503: "UNAVAILABLE",
+    504: "UNAVAILABLE",
+}
 
 # OTLP SpanKind numbers are the API's plus one; 0 means unspecified.
 _KINDS = {
@@ -138,6 +163,70 @@ class ReceivedRequest:
     spans: tuple[ReceivedSpan, ...] = field(repr=False)
 
 
+@dataclass(frozen=True)
+class Fault:
+    """How to answer one export request; the defaults answer it normally.
+
+    ``http_status`` applies to OTLP/HTTP requests and ``grpc_code`` (a
+    ``grpc.StatusCode`` name such as ``"UNAVAILABLE"``) to OTLP/gRPC ones; set both for a
+    fault that whichever transport comes should fail. A failure carries ``message``: in a
+    ``google.rpc.Status`` body for HTTP, as the gRPC status details for gRPC.
+    ``retry_after`` (seconds) adds a ``Retry-After`` header (whole seconds, rounded up) to
+    an HTTP answer and a ``google.rpc.RetryInfo`` detail to a gRPC error.
+
+    ``rejected_spans`` makes a successful answer a partial success rejecting that many
+    spans, with ``message`` as its ``error_message``; the request's spans are still
+    recorded. A request answered with a failure is counted in
+    :attr:`OTLPReceiver.attempts` but its spans are not recorded.
+
+    ``delay`` holds the answer back that many seconds (at most 30), to play a collector
+    that does not answer within the exporter's timeout; stopping the receiver ends the wait
+    and the request gets no answer.
+    """
+
+    http_status: int | None = None
+    grpc_code: str | None = None
+    retry_after: float | None = None
+    rejected_spans: int = 0
+    message: str = _FAULT_MESSAGE
+    delay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.http_status is not None and not 200 <= self.http_status <= 599:
+            raise ValueError(f"Fault: http_status {self.http_status} is not a final HTTP status (200-599)")
+        if self.grpc_code is not None:
+            import grpc  # type: ignore[import-untyped, unused-ignore]
+
+            if self.grpc_code not in grpc.StatusCode.__members__ or self.grpc_code == "OK":
+                raise ValueError(f"Fault: grpc_code {self.grpc_code!r} is not an error grpc.StatusCode name")
+        if self.retry_after is not None and not (math.isfinite(self.retry_after) and self.retry_after >= 0):
+            raise ValueError(f"Fault: retry_after {self.retry_after} is not a number of seconds >= 0")
+        if not (math.isfinite(self.delay) and self.delay >= 0):
+            raise ValueError(f"Fault: delay {self.delay} is not a number of seconds >= 0")
+        if self.rejected_spans < 0:
+            raise ValueError(f"Fault: rejected_spans {self.rejected_spans} is negative")
+
+    @property
+    def http_failure(self) -> bool:
+        """Whether an HTTP request taking this fault gets an error status."""
+        return self.http_status is not None and not 200 <= self.http_status <= 299
+
+    def _response(self) -> Any:
+        """The ``ExportTraceServiceResponse`` of a successful answer."""
+        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+            ExportTracePartialSuccess,
+            ExportTraceServiceResponse,
+        )
+
+        if not self.rejected_spans:
+            return ExportTraceServiceResponse()
+        return ExportTraceServiceResponse(
+            partial_success=ExportTracePartialSuccess(
+                rejected_spans=self.rejected_spans, error_message=self.message
+            )
+        )
+
+
 class OTLPReceiver:
     """An OTLP/HTTP and OTLP/gRPC trace receiver bound to 127.0.0.1.
 
@@ -171,6 +260,10 @@ class OTLPReceiver:
         self._requests: collections.deque[ReceivedRequest] = collections.deque(maxlen=max_requests)
         self._errors: collections.deque[str] = collections.deque(maxlen=1000)
         self._span_count = 0
+        self._faults: collections.deque[Fault] = collections.deque()
+        self._attempts = 0
+        self._faults_served = 0
+        self._stopping = threading.Event()
         self._http: _HTTPServer | None = None
         self._http_thread: threading.Thread | None = None
         self._grpc: grpc.Server | None = None
@@ -191,6 +284,7 @@ class OTLPReceiver:
         """Start both servers; returns ``self``. Starting twice is an error."""
         if self._http is not None:
             raise RuntimeError("OTLPReceiver is already running")
+        self._stopping.clear()
         try:
             self._start_http()
             self._start_grpc()
@@ -202,6 +296,7 @@ class OTLPReceiver:
     def stop(self, timeout: float = 5.0) -> None:
         """Stop both servers and close every connection, within about ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
+        self._stopping.set()  # ends the delay of any delayed answer
         if self._grpc is not None:
             self._grpc.stop(grace=0).wait(max(0.0, deadline - time.monotonic()))
             self._grpc = None
@@ -282,12 +377,60 @@ class OTLPReceiver:
         with self._condition:
             return list(self._errors)
 
+    @property
+    def attempts(self) -> int:
+        """How many export requests reached the handler since start (or :meth:`clear`).
+
+        Every decoded request counts, faulted or not; a request refused as malformed (see
+        :attr:`errors`) does not.
+        """
+        with self._condition:
+            return self._attempts
+
+    @property
+    def faults_served(self) -> int:
+        """How many injected faults requests have taken since start (or :meth:`clear`)."""
+        with self._condition:
+            return self._faults_served
+
     def clear(self) -> None:
-        """Forget every request, span and error recorded so far."""
+        """Forget every request, span and error recorded so far, and the queued faults."""
         with self._condition:
             self._requests.clear()
             self._errors.clear()
             self._span_count = 0
+            self._faults.clear()
+            self._attempts = 0
+            self._faults_served = 0
+
+    # ------------------------------------------------------------------ faults
+
+    def inject(self, *faults: Fault) -> None:
+        """Queue ``faults``: each export request that arrives takes the next one.
+
+        Requests are answered normally once the queue is empty.
+        """
+        for fault in faults:
+            if not isinstance(fault, Fault):
+                raise TypeError(f"OTLPReceiver.inject: {fault!r} is not a Fault")
+        with self._condition:
+            self._faults.extend(faults)
+
+    def _begin_attempt(self) -> Fault | None:
+        """Count an export request; return the fault it is to be answered with, if any."""
+        with self._condition:
+            self._attempts += 1
+            fault = self._faults.popleft() if self._faults else None
+            if fault is not None:
+                self._faults_served += 1
+            self._condition.notify_all()
+            return fault
+
+    def _hold_back(self, fault: Fault | None) -> bool:
+        """Wait out the fault's delay; ``False`` when the receiver stopped meanwhile."""
+        if fault is None or fault.delay <= 0:
+            return True
+        return not self._stopping.wait(min(fault.delay, _MAX_FAULT_DELAY))
 
     def wait_for_spans(self, count: int, timeout: float = 10.0) -> list[ReceivedSpan]:
         """Wait until at least ``count`` spans have arrived; return :attr:`spans`.
@@ -422,8 +565,13 @@ class OTLPReceiver:
         self._grpc_port = port
 
     def _grpc_export(self, message: ExportTraceServiceRequest, context: grpc.ServicerContext) -> Any:
-        from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
+        import grpc  # type: ignore[import-untyped, unused-ignore]
 
+        fault = self._begin_attempt()
+        if not self._hold_back(fault):
+            context.abort(grpc.StatusCode.UNAVAILABLE, "OTLPReceiver stopped")
+        if fault is not None and fault.grpc_code is not None:
+            _abort_grpc(context, fault)
         headers: dict[str, str] = {}
         for key, value in context.invocation_metadata():
             headers[key.lower()] = value.decode("latin-1") if isinstance(value, bytes) else str(value)
@@ -439,7 +587,33 @@ class OTLPReceiver:
             client_common_name=common_name,
             message=message,
         )
-        return ExportTraceServiceResponse()
+        return (fault or _NO_FAULT)._response()
+
+
+_NO_FAULT = Fault()
+
+
+def _abort_grpc(context: grpc.ServicerContext, fault: Fault) -> None:
+    """Fail a gRPC call as ``fault`` says, with ``RetryInfo`` in the rich status if asked.
+
+    The rich status is what ``grpc_status.rpc_status.to_status`` would build (grpcio-status
+    is not a dependency): a ``google.rpc.Status`` in the ``grpc-status-details-bin``
+    trailing metadata, whose code and message match the call's.
+    """
+    import grpc  # type: ignore[import-untyped, unused-ignore]
+    from google.protobuf.any_pb2 import Any as AnyMessage  # type: ignore[import-untyped, unused-ignore]
+    from google.rpc import error_details_pb2, status_pb2  # type: ignore[import-untyped, unused-ignore]
+
+    assert fault.grpc_code is not None
+    code = grpc.StatusCode[fault.grpc_code]
+    if fault.retry_after is not None:
+        retry_info = error_details_pb2.RetryInfo()
+        retry_info.retry_delay.FromNanoseconds(round(fault.retry_after * 1e9))
+        detail = AnyMessage()
+        detail.Pack(retry_info)
+        status = status_pb2.Status(code=code.value[0], message=fault.message, details=[detail])
+        context.set_trailing_metadata((("grpc-status-details-bin", status.SerializeToString()),))
+    context.abort(code, fault.message)
 
 
 # ---------------------------------------------------------------------- the HTTP server
@@ -579,6 +753,13 @@ class _HTTPHandler(BaseHTTPRequestHandler):
         except Exception as exc:  # google.protobuf.message.DecodeError, and nothing else expected
             self._refuse(HTTPStatus.BAD_REQUEST, f"http: body is not an ExportTraceServiceRequest: {exc}")
             return
+        fault = receiver._begin_attempt()
+        if not receiver._hold_back(fault):
+            self.close_connection = True  # stopped meanwhile: no answer, as from a collector gone
+            return
+        if fault is not None and fault.http_failure:
+            self._reply_fault(fault)
+            return
         receiver._record(
             protocol="http",
             path=path,
@@ -588,7 +769,11 @@ class _HTTPHandler(BaseHTTPRequestHandler):
             client_common_name=self._client_common_name(),
             message=message,
         )
-        self._reply(HTTPStatus.OK, ExportTraceServiceResponse().SerializeToString())
+        if fault is None:
+            self._reply(HTTPStatus.OK, ExportTraceServiceResponse().SerializeToString())
+        else:
+            status = HTTPStatus.OK if fault.http_status is None else fault.http_status
+            self._reply(status, fault._response().SerializeToString(), headers=_retry_after(fault))
 
     def _client_common_name(self) -> str | None:
         if not isinstance(self.connection, ssl.SSLSocket):
@@ -607,14 +792,38 @@ class _HTTPHandler(BaseHTTPRequestHandler):
         self.close_connection = True
         self._reply(status, error.encode("utf-8"), "text/plain; charset=utf-8")
 
-    def _reply(self, status: HTTPStatus, body: bytes, content_type: str = _PROTOBUF) -> None:
+    def _reply_fault(self, fault: Fault) -> None:
+        """Answer with the fault's error status and a ``google.rpc.Status`` body (OTLP/HTTP)."""
+        from google.rpc import code_pb2, status_pb2  # type: ignore[import-untyped, unused-ignore]
+
+        assert fault.http_status is not None
+        code_name = fault.grpc_code or _HTTP_TO_GRPC_CODE.get(fault.http_status, "UNKNOWN")
+        status = status_pb2.Status(code=code_pb2.Code.Value(code_name), message=fault.message)
+        self._reply(fault.http_status, status.SerializeToString(), headers=_retry_after(fault))
+
+    def _reply(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = _PROTOBUF,
+        headers: Sequence[tuple[str, str]] = (),
+    ) -> None:
         self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(body)
+
+
+def _retry_after(fault: Fault) -> list[tuple[str, str]]:
+    """The ``Retry-After`` header of a fault's answer: delta-seconds, a whole number."""
+    if fault.retry_after is None:
+        return []
+    return [("Retry-After", str(math.ceil(fault.retry_after)))]
 
 
 # ---------------------------------------------------------------------- decoding

@@ -25,12 +25,7 @@ from tracekit._processor import BatchSpanProcessor
 from tracekit._sampling import make_sampler
 from tracekit._settings import Settings, declarations
 from tracekit._version import __version__
-from tracekit.exporters._otlp import (
-    OTLPSpanExporter,
-    import_grpc_exporter,
-    make_otlp_exporter,
-    traces_endpoint,
-)
+from tracekit.exporters._otlp import OTLPSpanExporter, import_grpc_transport, traces_endpoint
 from tracekit.exporters.console import ConsoleSpanExporter
 
 __all__ = ["build_provider", "import_export_modules", "make_exporters", "make_resource"]
@@ -53,24 +48,6 @@ def _parsed_variables_hidden(names: Iterable[str] | None = None) -> Iterator[Non
         yield
     finally:
         os.environ.update(saved)
-
-
-def _unused_variables(sources: Mapping[str, str]) -> list[str]:
-    """The declared variables set in the environment whose value tracekit did not use as it is.
-
-    A value tracekit rejected, one a keyword overrode, or the general variable where the
-    signal-specific one was invalid: what an SDK constructor would wrongly fall back to.
-    The variables tracekit did use hold what it passes explicitly, so they need no hiding,
-    and when nothing needs hiding the environment is not touched at all (the exporter is
-    built on the export thread, while the application may be starting processes).
-    """
-    unused = []
-    for decl in declarations():
-        source = sources.get(decl.name, "default")
-        # The SDK reads the most specific variable set: those after the one used do not matter.
-        candidates = decl.env[: decl.env.index(source)] if source in decl.env else decl.env
-        unused += [var for var in candidates if os.environ.get(var, "").strip()]
-    return unused
 
 
 def make_resource(settings: Settings) -> Resource:
@@ -133,17 +110,11 @@ def make_exporters(settings: Settings, sources: Mapping[str, str]) -> list[SpanE
 
 
 def _deferred_otlp_exporter(settings: Settings, sources: Mapping[str, str]) -> OTLPSpanExporter:
-    endpoint = traces_endpoint(settings, dict(sources))
-
-    def build() -> SpanExporter:
-        with _parsed_variables_hidden(_unused_variables(sources)):
-            return make_otlp_exporter(settings, endpoint)
-
     if settings.protocol == "grpc":
-        # Imported now (no thread starts), built with the first span (OTLPSpanExporter.prepare):
-        # importing it at exit would fail, as the SDK module it imports runs a thread pool.
-        import_grpc_exporter()
-    return OTLPSpanExporter(build, settings.protocol, endpoint)
+        # Imported now (no thread starts), connected with the first span (OTLPSpanExporter.prepare):
+        # importing grpc at exit could fail, as Python then refuses to start threads.
+        import_grpc_transport()
+    return OTLPSpanExporter(settings, traces_endpoint(settings, dict(sources)))
 
 
 def build_provider(settings: Settings, sources: Mapping[str, str]) -> _compat.TracerProvider:

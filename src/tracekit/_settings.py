@@ -524,6 +524,19 @@ class Settings:
     bsp_max_export_batch_size: int = _setting(
         512, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", Integer(1), "Largest number of spans in one export request."
     )
+    export_max_request_size: int = _setting(
+        4 * 1024 * 1024,
+        "TRACEKIT_EXPORT_MAX_REQUEST_SIZE",
+        Integer(65536),
+        "Largest OTLP request, in bytes; a bigger batch is split, a bigger span has its longest values cut.",
+        default_doc="4194304 (4 MiB)",
+    )
+    traced_value_length_limit: int | None = _setting(
+        4096,
+        "TRACEKIT_TRACED_VALUE_LENGTH_LIMIT",
+        Integer(0),
+        "Longest argument or result value @traced records (in characters; longer ones are cut).",
+    )
     attribute_value_length_limit: int | None = _setting(
         None,
         "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT",
