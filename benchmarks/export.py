@@ -18,7 +18,9 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
+from benchmarks._export_child import WARM_UP
 from benchmarks._harness import Scale, Unavailable, rotated
 from benchmarks._report import Section
 
@@ -55,6 +57,7 @@ class _Runs:
     making: list[float] = field(default_factory=list)
     peak_kib: list[int] = field(default_factory=list)
     receiver_cpu: list[float] = field(default_factory=list)
+    export_cpu: list[float] = field(default_factory=list)
     problem: str | None = None
 
 
@@ -80,7 +83,7 @@ def _run_child(variant: str, protocol: str, receiver: Endpoints, spans: int, run
         runs.problem = f"failed: {last}"
         return
     figures = json.loads(done.stdout.strip().splitlines()[-1])
-    expected = 0 if variant == "bare" else spans
+    expected = 0 if variant == "bare" else spans + WARM_UP
     received = receiver.count()
     if received != expected:
         runs.problem = f"the receiver got {received} of {expected} spans"
@@ -88,6 +91,8 @@ def _run_child(variant: str, protocol: str, receiver: Endpoints, spans: int, run
     runs.seconds.append(figures["seconds"])
     runs.making.append(figures["making_seconds"])
     runs.peak_kib.append(figures["peak_kib"])
+    if figures.get("export_cpu_seconds") is not None:
+        runs.export_cpu.append(figures["export_cpu_seconds"])
     runs.receiver_cpu.append(cpu / wall)
 
 
@@ -148,4 +153,122 @@ def run(scale: Scale, log: Callable[[str], None] = print) -> list[Section]:
         "would mean it, not the exporter, set the pace.",
         "",
     ]
+    lines += _throughput_verdicts(results, spans)
+    lines += _burst(receiver_factory=local_receiver, scale=scale, log=log)
     return [Section("export", "export", "Export throughput", "\n".join(lines))]
+
+
+def _throughput_verdicts(results: dict[tuple[str, str], _Runs], spans: int) -> list[str]:
+    """The issue 16 budgets on throughput: at least 4x the SDK, export CPU at most 0.25x."""
+    lines = []
+    for protocol in PROTOCOLS:
+        ours, theirs = results[(protocol, "tracekit")], results[(protocol, "opentelemetry")]
+        if ours.problem or theirs.problem or not ours.seconds or not theirs.seconds:
+            lines.append(f"- **not measured** ({protocol}): a run failed")
+            continue
+        rate = statistics.median(theirs.seconds) / statistics.median(ours.seconds)
+        verdict = "met" if rate >= 4.0 else "not met"
+        lines.append(
+            f"- **{verdict}**: {protocol} end to end at least 4x the SDK (issue 16): {rate:.2f}x "
+            f"({spans / statistics.median(ours.seconds):,.0f} vs "
+            f"{spans / statistics.median(theirs.seconds):,.0f} spans/s)"
+        )
+        if ours.export_cpu and theirs.export_cpu:
+            share = statistics.median(ours.export_cpu) / statistics.median(theirs.export_cpu)
+            verdict = "met" if share <= 0.25 else "not met"
+            lines.append(
+                f"- **{verdict}**: {protocol} export thread CPU per span at most 0.25x the SDK's (issue 16): "
+                f"{statistics.median(ours.export_cpu) / spans * 1e6:.1f} µs vs "
+                f"{statistics.median(theirs.export_cpu) / spans * 1e6:.1f} µs: {share:.2f}x"
+            )
+    return ["", *lines, ""]
+
+
+BURST_THREADS = (1, 8)
+BURST_VARIANTS = (
+    ("tracekit", "tracekit"),
+    ("tracekit-none", "tracekit, no exporter"),
+    ("opentelemetry", "OpenTelemetry SDK"),
+    ("opentelemetry-none", "OpenTelemetry SDK, no exporter"),
+)
+
+
+def _burst(receiver_factory: Callable[[], Any], scale: Scale, log: Callable[[str], None]) -> list[str]:
+    """A burst with default queue and batch settings: what arrives, and what the application pays."""
+    spans = 20_000 if scale.quick else 100_000
+    repeats = scale.rounds(2)
+    delivered: dict[tuple[int, str], list[float]] = {}
+    making: dict[tuple[int, str], list[float]] = {}
+    peaks: dict[tuple[int, str], list[int]] = {}
+    with receiver_factory() as receiver:
+        for repeat in range(repeats):
+            cases = [(threads, variant) for threads in BURST_THREADS for variant, _ in BURST_VARIANTS]
+            for index in rotated(list(range(len(cases))), repeat):
+                threads, variant = cases[index]
+                receiver.clear()
+                done = subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "benchmarks._export_child",
+                        variant,
+                        "http/protobuf",
+                        receiver.http,
+                        str(spans),
+                        str(threads),
+                        "burst",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    timeout=600,
+                    check=False,
+                )
+                if done.returncode != 0:
+                    continue
+                figures = json.loads(done.stdout.strip().splitlines()[-1])
+                made = spans // threads * threads
+                delivered.setdefault((threads, variant), []).append((receiver.count() - WARM_UP) / made)
+                making.setdefault((threads, variant), []).append(figures["making_seconds"] / made)
+                peaks.setdefault((threads, variant), []).append(figures["peak_kib"])
+            log(f"  export burst: repeat {repeat + 1}/{repeats} done")
+    lines = [
+        "#### A burst with default settings",
+        "",
+        f"{spans:,} spans made as fast as the threads can (after a warm-up of {WARM_UP:,}), default queue "
+        "(2,048) and batch (512), OTLP/HTTP to the same receiver; delivered is the share that arrived "
+        "(the rest was dropped at the full queue). Time per span is the application's: the wall time of "
+        f"making them divided by their number. Medians of {repeats} runs.",
+        "",
+        "| threads | variant | delivered | application time per span | vs no exporter "
+        "| peak memory (VmHWM) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    verdicts = []
+    for threads in BURST_THREADS:
+        for variant, label in BURST_VARIANTS:
+            key = (threads, variant)
+            if key not in making:
+                lines.append(f"| {threads} | {label} | failed | | | |")
+                continue
+            per_span = statistics.median(making[key])
+            baseline = making.get((threads, variant.split("-")[0] + "-none"))
+            own = not variant.endswith("-none")
+            ratio = per_span / statistics.median(baseline) if baseline and own else None
+            share = f"{statistics.median(delivered[key]):.1%}" if own else "—"
+            versus = "—" if ratio is None else f"{ratio:.2f}x"
+            memory = f"{statistics.median(peaks[key]) / 1024:.1f} MiB"
+            lines.append(f"| {threads} | {label} | {share} | {per_span * 1e6:.1f} µs | {versus} | {memory} |")
+            if variant == "tracekit":
+                goal = 0.99 if threads == 1 else 0.95
+                got = statistics.median(delivered[key])
+                verdicts.append(
+                    f"- **{'met' if got >= goal else 'not met'}**: burst from {threads} thread(s), at least "
+                    f"{goal:.0%} delivered (issue 16): {got:.1%}"
+                )
+                if ratio is not None:
+                    verdicts.append(
+                        f"- **{'met' if ratio <= 1.3 else 'not met'}**: burst from {threads} thread(s), the "
+                        "application's time per span at most 1.3x its time with no exporter (issue 16): "
+                        f"{ratio:.2f}x"
+                    )
+    return [*lines, "", *verdicts, ""]

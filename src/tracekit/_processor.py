@@ -3,6 +3,10 @@
 It does what the SDK's batch processor does, plus what an application needs from it:
 
 * ``on_end`` only appends to a bounded queue; the network is touched by one worker thread.
+* When the queue is three quarters full, ``on_end`` yields the GIL to the worker (a
+  ``sleep(0)``): threads making spans faster than one worker can encode them otherwise
+  keep the GIL to themselves and the queue overflows. The application then pays for the
+  export it causes, instead of losing the spans.
 * A full queue drops the span and counts it; the worker (never the application thread)
   logs at most one WARNING per minute saying how many were lost.
 * What became of each span is counted (:attr:`BatchSpanProcessor.counters`, read by
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import threading
+from time import sleep
 
 from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
@@ -58,6 +63,7 @@ class BatchSpanProcessor(SpanProcessor):
         self.exporter = exporter
         self._max_queue_size = max_queue_size
         self._max_export_batch_size = min(max_export_batch_size, max_queue_size)
+        self._high_water = max(self._max_export_batch_size, max_queue_size * 3 // 4)
         self._schedule_delay = schedule_delay
         self._export_timeout = export_timeout
         self._shutdown = False
@@ -144,6 +150,10 @@ class BatchSpanProcessor(SpanProcessor):
             # and the peer's worker in the same process too), presumably because the worker
             # then waited longer for the GIL: keep it.
             self._wake.set()
+            if len(queue) >= self._high_water:
+                # The worker is falling behind: let it have the GIL now rather than when the
+                # interpreter's switch interval says (5 ms, thousands of spans later).
+                sleep(0)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Export every queued span; ``False`` if that took longer than the time limit."""

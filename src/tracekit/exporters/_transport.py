@@ -139,7 +139,7 @@ class HTTPTransport:
         self._headers = {"User-Agent": USER_AGENT, **headers, "Content-Type": "application/x-protobuf"}
         if gzip_body:
             self._headers["Content-Encoding"] = "gzip"
-        verify: ssl.SSLContext | bool = True
+        verify: ssl.SSLContext | bool = False  # plain http: no CA bundle to load
         if urlsplit(endpoint).scheme == "https":
             verify = ssl.create_default_context(cafile=certificate)
             if client_certificate is not None:
