@@ -16,9 +16,9 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tracekit._configure import Tracing, configure
-from tracekit._receiver import OTLPReceiver
+from tracekit._receiver import Fault, OTLPReceiver
 
-__all__ = ["OTLPReceiver", "SpanRecorder", "capture_spans"]
+__all__ = ["Fault", "OTLPReceiver", "SpanRecorder", "capture_spans"]
 
 
 class SpanRecorder:
