@@ -91,6 +91,8 @@ class Tracing:
                 if self._previous_propagator is not None:
                     install_global(self._previous_propagator)
             if _state.current is self:
+                global _last_shut_down
+                _last_shut_down = self
                 _registry.uninstrument()
                 _logs.uninstall()
                 _state.current = None
@@ -180,6 +182,9 @@ def shutdown(timeout: float | None = None) -> None:
         tracing.shutdown(timeout)
 
 
+_last_shut_down: Tracing | None = None
+
+
 def stats() -> ExportStats:
     """What became of the spans queued for export since :func:`configure`.
 
@@ -187,9 +192,10 @@ def stats() -> ExportStats:
     export requests, retries and bytes sent, the spans queued now, and the last export
     problem with its time; summed over the exporters configured (all zero before
     :func:`configure`). Reading them costs nothing on the span path: the counters are
-    plain integers the export thread keeps.
+    plain integers the export thread keeps. After :func:`shutdown`, the counts of the
+    configuration just shut down, until the next :func:`configure`.
     """
-    tracing = _state.current
+    tracing = _state.current or _last_shut_down
     if tracing is None or tracing.provider is None:
         return ExportStats()
     parts = [

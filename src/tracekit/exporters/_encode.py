@@ -77,6 +77,8 @@ _CACHE_ENTRIES = 4096
 _CACHE_VALUE_CHARS = 256
 # Bytes a length prefix and a tag add, at most, to a nested message.
 _FRAME = 11
+# The framed tracekit.truncated pair, at most (26 bytes for a count under 2**14).
+_TRUNCATED_PAIR = 32
 
 
 def _varint(value: int) -> bytes:
@@ -177,6 +179,8 @@ class Request:
 # field that closes that message.
 _Head = tuple[bytes, bytes]
 _Group = tuple[_Head, dict["InstrumentationScope | None", tuple[_Head, list[bytes]]]]
+# A span's attributes and events with their longest values cut.
+_Cut = tuple[Mapping[str, Any], Sequence[Any]]
 
 
 class Encoder:
@@ -298,9 +302,12 @@ class Encoder:
 
     # ------------------------------------------------------------------ spans
 
-    def _span(self, span: ReadableSpan) -> bytes:
-        """The body of one ``Span`` message."""
+    def _span(self, span: ReadableSpan, replaced: _Cut | None = None) -> bytes:
+        """The body of one ``Span`` message; ``replaced``: its attributes and events, cut to fit."""
         context, parent, name, kind, start, end, attributes, dropped, status = _read(span)
+        events = span.events if replaced is None else replaced[1]
+        if replaced is not None:
+            attributes = replaced[0]
         trace_id, span_id, _, trace_flags, trace_state, _ = context  # SpanContext is a tuple
         parts = [_ids(0x0A, 0x10, trace_id >> 64, trace_id & _LOW64, 0x12, 0x08, span_id)]
         if trace_state:
@@ -327,7 +334,7 @@ class Encoder:
             parts.append(self._attributes(attributes, _SPAN_ATTRIBUTE))
         if dropped:
             parts += (b"\x50", _varint(dropped))
-        for event in span.events:
+        for event in events:
             parts.append(self._event(event))
         dropped = span.dropped_events
         if dropped:
@@ -463,7 +470,7 @@ def _fit_span(encoder: Encoder, span: ReadableSpan, budget: int) -> bytes | None
         (len(_utf8(value)) for attributes in maps for value in attributes.values() if isinstance(value, str)),
         reverse=True,
     )
-    excess = len(encoder._span(span)) + 16 - budget  # 16: the tracekit.truncated pair itself
+    excess = len(encoder._span(span)) + _TRUNCATED_PAIR - budget
     cap = _cap(lengths, excess)
     if cap is None:
         return None
@@ -487,7 +494,7 @@ def _fit_span(encoder: Encoder, span: ReadableSpan, budget: int) -> bytes | None
         truncated += count
         cut_events.append(_Replaced(event, attributes=event_attributes))
     attributes[TRUNCATED] = truncated
-    encoded = encoder._span(_Replaced(span, attributes=attributes, events=tuple(cut_events)))  # type: ignore[arg-type]
+    encoded = encoder._span(span, (attributes, cut_events))
     return encoded if len(encoded) <= budget else None
 
 

@@ -105,6 +105,7 @@ class OTLPSpanExporter(SpanExporter):
         self._transport: Transport | None = None
         self._encoder: Encoder | None = None
         self._closing = False
+        self._closing_now = threading.Event()
         self._stopped = threading.Event()
         self._abandoned: list[Transport] = []
         self.endpoint = urlsplit(endpoint).netloc or endpoint if settings.protocol == "grpc" else endpoint
@@ -151,8 +152,13 @@ class OTLPSpanExporter(SpanExporter):
             self.prepare()
 
     def begin_shutdown(self) -> None:
-        """From now on a refused connection is not retried: the process is on its way out."""
+        """From now on a refused connection is not retried: the process is on its way out.
+
+        A wait before a retry already under way ends now; the retry happens only for a
+        cause other than a refused connection, when its time comes.
+        """
         self._closing = True
+        self._closing_now.set()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Send ``spans``; ``SUCCESS`` when every request was delivered (even partly rejected)."""
@@ -173,6 +179,7 @@ class OTLPSpanExporter(SpanExporter):
     def shutdown(self) -> None:
         """Stop retrying, report what is still unreported, close the connection."""
         self._closing = True
+        self._closing_now.set()
         self._stopped.set()
         self.problems.flush()
         with self._lock:
@@ -235,11 +242,20 @@ class OTLPSpanExporter(SpanExporter):
             if wait is None:
                 self._lost(outcome.cause, request.spans, self._explain(outcome))
                 return False
-            counters.retries += 1
-            attempt += 1
-            if self._stopped.wait(wait):
+            if not self._wait(wait, outcome):
                 self._lost(outcome.cause, request.spans, self._explain(outcome))
                 return False
+            counters.retries += 1
+            attempt += 1
+
+    def _wait(self, seconds: float, outcome: Outcome) -> bool:
+        """Wait before a retry; ``False`` when shutting down means it must not happen."""
+        until = time.monotonic() + seconds
+        if self._closing_now.wait(seconds):
+            if self._stopped.is_set() or outcome.cause == "connection refused":
+                return False
+            return not self._stopped.wait(max(0.0, until - time.monotonic()))
+        return True
 
     def _retry_wait(self, outcome: Outcome, attempt: int, deadline: float) -> float | None:
         """How long to wait before sending again, or ``None`` to give up."""
