@@ -26,6 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry.trace import SpanKind
+from opentelemetry.trace.span import DEFAULT_TRACE_STATE
 
 from tracekit._compat import span_fields_reader
 from tracekit._logging import warn_once
@@ -50,6 +51,9 @@ _parent_id = struct.Struct(">BBQ").pack
 _times = struct.Struct("<BQBQ").pack
 _flags = struct.Struct("<BBI").pack
 _LOW64 = (1 << 64) - 1
+# ScopeSpans.spans with a two-byte length, the usual size of a span.
+_SPAN_FRAME = struct.Struct("BBB").pack
+_NOTHING = object()
 _fixed32 = struct.Struct("<I").pack
 _double = struct.Struct("<d").pack
 _ONE_BYTE = tuple(bytes((n,)) for n in range(128))
@@ -198,7 +202,7 @@ class Encoder:
         self._pairs: dict[bytes, dict[str, dict[Any, bytes]]] = {}
         self._pair_count = 0
         self._resources: dict[int, tuple[Resource, object, _Head]] = {}
-        self._scopes: dict[InstrumentationScope | None, _Head] = {}
+        self._scopes: dict[int, tuple[InstrumentationScope | None, _Head]] = {}
         self._last_status: object = None
         self._last_status_encoded = b""
 
@@ -206,29 +210,36 @@ class Encoder:
         """The requests that carry ``spans``, each within the size limit."""
         groups: dict[int, _Group] = {}
         encode_span = self._span
-        limit = self.max_request_bytes
+        last_resource: object = _NOTHING
+        last_scope: object = _NOTHING
+        bucket: list[bytes] = []
+        budget = 0
         for span in spans:
             resource = span.resource
-            group = groups.get(id(resource))
-            if group is None:
-                group = groups[id(resource)] = (self._resource(resource), {})
             scope = span.instrumentation_scope or None
-            scopes = group[1]
-            entry = scopes.get(scope)
-            if entry is None:
-                entry = scopes[scope] = (self._scope(scope), [])
-            encoded = encode_span(span)
-            if len(encoded) + _overhead(group[0], entry[0]) > limit:
-                fitted = self._fit(span, limit - _overhead(group[0], entry[0]))
+            if resource is not last_resource or scope is not last_scope:
+                last_resource, last_scope = resource, scope
+                group = groups.get(id(resource))
+                if group is None:
+                    group = groups[id(resource)] = (self._resource(resource), {})
+                entry = group[1].get(scope)
+                if entry is None:
+                    entry = group[1][scope] = (self._scope(scope), [])
+                bucket = entry[1]
+                budget = self.max_request_bytes - _overhead(group[0], entry[0])
+            framed = encode_span(span)
+            if len(framed) > budget:
+                fitted = self._fit(span, budget)
                 if fitted is None:
                     continue
-                encoded = fitted
-            entry[1].append(encoded)
+                framed = fitted
+            bucket.append(framed)
         return self._requests(groups.values())
 
     # ------------------------------------------------------------------ requests
 
     def _requests(self, groups: Iterable[_Group]) -> list[Request]:
+        """``ExportTraceServiceRequest`` bodies of the grouped, framed spans, split at the limit."""
         limit = self.max_request_bytes
         requests: list[Request] = []
         done: list[bytes] = []  # the framed ResourceSpans of the request being filled
@@ -237,11 +248,16 @@ class Encoder:
             resource_done: list[bytes] = []  # its framed ScopeSpans in that request
             resource_size = len(resource[0]) + len(resource[1]) + _FRAME
             for scope, spans in scopes.values():
-                chunk: list[bytes] = []
                 chunk_size = len(scope[0]) + len(scope[1]) + _FRAME
-                for encoded in spans:
-                    span_size = len(encoded) + _FRAME
-                    if count and size + resource_size + chunk_size + span_size > limit:
+                total = sum(map(len, spans))
+                if size + resource_size + chunk_size + total <= limit:  # the usual case: all fit
+                    resource_done.append(_framed(b"\x12", scope, spans))
+                    resource_size += chunk_size + total
+                    count += len(spans)
+                    continue
+                chunk: list[bytes] = []
+                for framed in spans:
+                    if count and size + resource_size + chunk_size + len(framed) > limit:
                         if chunk:
                             resource_done.append(_framed(b"\x12", scope, chunk))
                         if resource_done:
@@ -251,8 +267,8 @@ class Encoder:
                         size = count = 0
                         resource_size = len(resource[0]) + len(resource[1]) + _FRAME
                         chunk_size = len(scope[0]) + len(scope[1]) + _FRAME
-                    chunk += (b"\x12", _varint(len(encoded)), encoded)
-                    chunk_size += span_size
+                    chunk.append(framed)
+                    chunk_size += len(framed)
                     count += 1
                 if chunk:
                     resource_done.append(_framed(b"\x12", scope, chunk))
@@ -279,10 +295,11 @@ class Encoder:
         return head
 
     def _scope(self, scope: InstrumentationScope | None) -> _Head:
-        """``ScopeSpans.scope`` and ``.schema_url``."""
-        head = self._scopes.get(scope)
-        if head is not None:
-            return head
+        """``ScopeSpans.scope`` and ``.schema_url``; cached by identity (equal scopes may differ:
+        ``{"a": 1} == {"a": True}``)."""
+        cached = self._scopes.get(id(scope))
+        if cached is not None and cached[0] is scope:
+            return cached[1]
         if scope is None:
             head = (b"\x0a\x00", b"")
         else:
@@ -297,20 +314,20 @@ class Encoder:
             head = (b"\x0a" + _varint(len(body)) + body, _string(b"\x1a", schema_url) if schema_url else b"")
         if len(self._scopes) >= 256:
             self._scopes.clear()
-        self._scopes[scope] = head
+        self._scopes[id(scope)] = (scope, head)
         return head
 
     # ------------------------------------------------------------------ spans
 
     def _span(self, span: ReadableSpan, replaced: _Cut | None = None) -> bytes:
-        """The body of one ``Span`` message; ``replaced``: its attributes and events, cut to fit."""
+        """One ``ScopeSpans.spans`` field, framed; ``replaced``: its attributes and events, cut to fit."""
         context, parent, name, kind, start, end, attributes, dropped, status = _read(span)
         events = span.events if replaced is None else replaced[1]
         if replaced is not None:
             attributes = replaced[0]
         trace_id, span_id, _, trace_flags, trace_state, _ = context  # SpanContext is a tuple
         parts = [_ids(0x0A, 0x10, trace_id >> 64, trace_id & _LOW64, 0x12, 0x08, span_id)]
-        if trace_state:
+        if trace_state is not DEFAULT_TRACE_STATE and trace_state:
             parts.append(_string(b"\x1a", trace_state.to_header()))
         flags = _HAS_IS_REMOTE | trace_flags
         if parent is not None:
@@ -348,7 +365,13 @@ class Encoder:
             self._last_status = status
             self._last_status_encoded = _status(status)
         parts += (self._last_status_encoded, _flags(0x85, 0x01, flags))
-        return b"".join(parts)
+        body = b"".join(parts)
+        size = len(body)
+        return (
+            _SPAN_FRAME(0x12, (size & 0x7F) | 0x80, size >> 7)
+            if 127 < size < 16384
+            else b"\x12" + _varint(size)
+        ) + body
 
     def _event(self, event: Any) -> bytes:
         """``Span.events``, one framed ``Span.Event``."""
