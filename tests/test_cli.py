@@ -64,6 +64,10 @@ def test_doctor_healthy_sends_one_probe_span(receiver: OTLPReceiver, protocol: s
     assert (probe["ok"], probe["outcome"], probe["protocol"]) == (True, "sent", protocol)
     expected = receiver.http_traces_endpoint if protocol == "http/protobuf" else receiver.grpc_endpoint
     assert probe["endpoint"] == expected
+    stats = probe["stats"]
+    assert (stats["exported"], stats["failed"], stats["requests"], stats["retries"]) == (1, 0, 1, 0)
+    assert stats["bytes_sent"] == receiver.requests[0].body_size
+    assert stats["last_error"] is None
     [span] = receiver.wait_for_spans(1)
     assert (span.name, span.scope_name) == ("tracekit doctor probe", "tracekit.doctor")
     assert span.resource["service.name"] == "checkout"
@@ -81,6 +85,11 @@ def test_doctor_text_report(receiver: OTLPReceiver) -> None:
     assert "  threading" in text
     assert "would be patched" in text
     assert f"[ok] one span to {receiver.http_traces_endpoint} over http/protobuf: sent" in text
+    size = receiver.requests[0].body_size
+    assert (
+        f"         counters: exported 1, failed 0, rejected 0, requests 1, retries 0, bytes sent {size} "
+        "(tracekit.stats() in the application)" in text
+    )
     assert text.rstrip().endswith("Healthy.")
 
 

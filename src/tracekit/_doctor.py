@@ -370,6 +370,12 @@ class Report:
                 lines.append(f"         {p.detail}")
             if p.fix:
                 lines.append(f"         fix: {p.fix}")
+            if p.stats:
+                counts = ", ".join(
+                    f"{name.replace('_', ' ')} {p.stats[name]}"
+                    for name in ("exported", "failed", "rejected", "requests", "retries", "bytes_sent")
+                )
+                lines.append(f"         counters: {counts} (tracekit.stats() in the application)")
         lines += ["", "Healthy." if self.healthy else "Not healthy: see the problems and the probe above."]
         return "\n".join(lines)
 
