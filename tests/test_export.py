@@ -590,6 +590,31 @@ def test_wrong_ca_over_grpc_fails_with_a_clear_error(
     )
 
 
+@pytest.mark.parametrize(
+    ("environment", "proxy"),
+    [
+        ({"HTTPS_PROXY": "http://proxy.example:3128"}, "http://proxy.example:3128"),
+        ({"HTTPS_PROXY": "http://proxy.example:3128", "NO_PROXY": "collector.example"}, None),
+        ({"HTTP_PROXY": "http://proxy.example:3128"}, None),  # for http:// endpoints only
+        ({}, None),
+    ],
+)
+def test_the_http_transport_follows_the_proxy_variables(
+    monkeypatch: pytest.MonkeyPatch, environment: dict[str, str], proxy: str | None
+) -> None:
+    from tracekit.exporters._transport import HTTPTransport
+
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    transport = HTTPTransport(
+        "https://collector.example:4318/v1/traces", headers={}, timeout=1.0, gzip_body=False
+    )
+    assert transport.proxy == proxy
+    transport.close()
+
+
 # --------------------------------------------------------------------------- suppression
 
 

@@ -312,7 +312,7 @@ def test_a_child_ends_whatever_the_export_threads_connection_pool_held() -> None
                 pass
             assert tracing.force_flush(10)
             (processor,) = tracing.provider._active_span_processor._span_processors
-            lock = processor.exporter._transport._client._transport._pool._optional_thread_lock
+            lock = processor.exporter._transport._pool._pool._optional_thread_lock
             holding = threading.Event()
             threading.Thread(target=lambda: (lock.acquire(), holding.set()), daemon=True).start()
             holding.wait(10)

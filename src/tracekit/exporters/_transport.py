@@ -1,7 +1,9 @@
 """The two OTLP transports, sending pre-encoded requests and saying exactly what happened.
 
 * :class:`HTTPTransport`: OTLP/HTTP with a protobuf body on one keep-alive
-  ``httpx.Client``, gzip when configured, TLS and mutual TLS from the settings.
+  ``httpx.HTTPTransport`` (httpx's connection pool, without the client's cookies, auth
+  and redirect handling, which cost as much again per request and do nothing here), gzip
+  when configured, TLS and mutual TLS from the settings.
 * :class:`GRPCTransport`: OTLP/gRPC through a channel method whose serializers are the
   identity, so the bytes :mod:`tracekit.exporters._encode` made go out as they are.
 
@@ -144,7 +146,9 @@ class HTTPTransport:
             verify = ssl.create_default_context(cafile=certificate)
             if client_certificate is not None:
                 verify.load_cert_chain(client_certificate, client_key)
-        self._client = httpx.Client(verify=verify, timeout=timeout, follow_redirects=False)
+        self.proxy = _environment_proxy(endpoint)
+        self._pool = httpx.HTTPTransport(verify=verify, proxy=self.proxy)
+        self._request = httpx.Request
         self._timeout_error = httpx.TimeoutException
         self._http_error = httpx.HTTPError
 
@@ -153,7 +157,14 @@ class HTTPTransport:
         if self.gzip:
             body = gzip.compress(body, compresslevel=6)
         try:
-            response = self._client.post(self.endpoint, content=body, headers=self._headers, timeout=timeout)
+            limits = {"connect": timeout, "read": timeout, "write": timeout, "pool": timeout}
+            request = self._request("POST", self.endpoint, content=body, headers=self._headers)
+            request.extensions["timeout"] = limits
+            response = self._pool.handle_request(request)
+            try:
+                response.read()
+            finally:
+                response.close()
         except self._timeout_error:
             return Outcome(False, "timeout", f"no answer within {timeout:.3g} s", retryable=True)
         except (self._http_error, OSError) as exc:
@@ -170,7 +181,18 @@ class HTTPTransport:
         return Outcome(False, f"HTTP {status}", detail, retryable, retry_after, status=status)
 
     def close(self) -> None:
-        self._client.close()
+        self._pool.close()
+
+
+def _environment_proxy(endpoint: str) -> str | None:
+    """The proxy ``HTTP_PROXY`` / ``HTTPS_PROXY`` name for ``endpoint``, unless ``NO_PROXY`` exempts it."""
+    import urllib.request
+
+    parts = urlsplit(endpoint)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if not proxy or urllib.request.proxy_bypass(parts.hostname or ""):
+        return None
+    return proxy
 
 
 def _http_message(content_type: str, content: bytes) -> str:
