@@ -202,6 +202,22 @@ def test_baggage_limits_of_the_specification(caplog: pytest.LogCaptureFixture) -
     assert list(baggage.get_all(received)) == [f"k{i}" for i in range(180)]
 
 
+def test_a_received_baggage_entry_over_the_limit_is_left_out_whole(caplog: pytest.LogCaptureFixture) -> None:
+    header = ",".join(["before=1", "huge=" + "x" * 65536, "after=2", "last=" + "y" * 8180])
+    received = make_propagator(["baggage"]).extract({"baggage": header}, Context())
+    # Never cut to fit: the 64 KB entry and the one that would pass 8192 characters are left out.
+    assert dict(baggage.get_all(received)) == {"before": "1", "after": "2"}
+    warnings = [r.getMessage() for r in caplog.records if r.name == "tracekit"]
+    assert warnings == [
+        "tracekit: a received baggage header is over 8192 characters; 2 entries that did not fit "
+        "were left out whole (the others are kept)"
+    ]
+    exact = "k=" + "v" * 8190  # exactly 8192 characters: kept
+    assert dict(baggage.get_all(make_propagator(["baggage"]).extract({"baggage": exact}, Context()))) == {
+        "k": "v" * 8190
+    }
+
+
 def test_none_injects_and_extracts_nothing() -> None:
     propagator = make_propagator(["none"])
     assert _inject(["none"], _context(entries={"user": "alice"})) == {}

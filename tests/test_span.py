@@ -59,6 +59,42 @@ def test_with_block_yields_the_current_span_and_records_it(spans: SpanRecorder) 
     assert span.status.status_code is StatusCode.UNSET
 
 
+class Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no text for you")
+
+    __repr__ = __str__
+
+
+def test_an_attribute_that_cannot_be_converted_is_left_out_and_the_span_kept(
+    spans: SpanRecorder, caplog: pytest.LogCaptureFixture
+) -> None:
+    for _ in range(3):  # one warning per call site, however often it runs
+        with tracekit.span("charge", amount=Unprintable(), currency="EUR"):  # line A
+            pass
+    with tracekit.span("refund", amount=[Unprintable()], currency="USD"):  # line B
+        pass
+
+    assert [(span.name, dict(span.attributes or {})) for span in spans.spans] == [
+        ("charge", {"currency": "EUR"}),
+        ("charge", {"currency": "EUR"}),
+        ("charge", {"currency": "EUR"}),
+        ("refund", {"currency": "USD"}),
+    ]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "tracekit"]
+    assert len(warnings) == 2
+    for warning, (name, kind) in zip(warnings, [("charge", "Unprintable"), ("refund", "list")]):
+        assert warning.startswith(f"tracekit: attribute 'amount' of span '{name}' ({__file__}:")
+        assert warning.endswith(
+            f"has a value that cannot be converted ({kind} raised RuntimeError: no text for you); "
+            "the span is kept without it"
+        )
+    # Nothing was caught as an internal error: later problems are still reported.
+    with tracekit.span("later", amount=Unprintable()):
+        pass
+    assert len([r for r in caplog.records if r.name == "tracekit"]) == 3
+
+
 def test_keyword_attributes_win_over_the_attributes_mapping(spans: SpanRecorder) -> None:
     with tracekit.span("charge", attributes={"currency": "USD", "tracekit.a": 1}, currency="EUR"):
         pass

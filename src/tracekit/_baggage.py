@@ -12,7 +12,8 @@ propagator in ``opentelemetry-api`` treats values as HTML form data:
   empty key), and an entry whose key is not a token cannot be sent and is left out.
 
 Members that do not parse are skipped and the others kept. At most 180 members are read
-or written, and no more than 8192 characters: the specification's limits.
+or written, and no more than 8192 characters: the specification's limits. A member that
+does not fit is left out whole, never cut.
 """
 
 from __future__ import annotations
@@ -45,15 +46,34 @@ _OWS = " \t"
 
 
 def parse_baggage(header: str) -> dict[str, str]:
-    """The entries of a ``baggage`` header value: keys as sent, values percent-decoded."""
+    """The entries of a ``baggage`` header value: keys as sent, values percent-decoded.
+
+    A member that would take the entries read past the length limit is left out whole,
+    never cut: the specification forbids passing on part of a list-member.
+    """
     entries: dict[str, str] = {}
-    for member in header[:MAX_LENGTH].split(","):
+    length = 0
+    skipped = 0
+    for member in header.split(","):
         if len(entries) == MAX_MEMBERS:
             break
+        size = len(member.strip(_OWS))
+        if length + size > MAX_LENGTH:
+            skipped += 1
+            continue
         key, separator, value = member.partition(";")[0].partition("=")
         key, value = key.strip(_OWS), value.strip(_OWS)
         if separator and _TOKEN.fullmatch(key) and _VALUE.fullmatch(value):
             entries[key] = unquote(value)
+            length += size + 1
+    if skipped:
+        warn_once(
+            "baggage-limit-in",
+            "tracekit: a received baggage header is over %d characters; %d entries that did not fit "
+            "were left out whole (the others are kept)",
+            MAX_LENGTH,
+            skipped,
+        )
     return entries
 
 

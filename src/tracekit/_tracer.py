@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import logging
 import random
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from threading import Lock, RLock
 from time import time_ns
@@ -62,6 +63,7 @@ from opentelemetry.util._decorator import _agnosticcontextmanager
 from opentelemetry.util.types import Attributes
 
 from tracekit import _fork
+from tracekit._logging import warn_once
 
 __all__ = ["VERIFY_KNOWN_ATTRIBUTES", "Tracer"]
 
@@ -264,6 +266,55 @@ def _decider(sampler: Sampler) -> Callable[[SpanContext | None, int], Decision] 
         return chosen(trace_id)  # type: ignore[misc]
 
     return decide
+
+
+def _attribute_store(
+    limits: sdk_trace.SpanLimits, attributes: Mapping[str, Any], name: str
+) -> BoundedAttributes:
+    """The SDK's validated store of ``attributes``; one whose value cannot be converted is left out.
+
+    The SDK converts a value of another type with ``str()``: when that raises, the span
+    would be lost with it. Only that attribute is, and the call site is named once.
+    """
+    try:
+        return BoundedAttributes(
+            limits.max_span_attributes,
+            attributes,
+            immutable=False,
+            max_value_len=limits.max_span_attribute_length,
+        )
+    except Exception:
+        store = BoundedAttributes(
+            limits.max_span_attributes, None, immutable=False, max_value_len=limits.max_span_attribute_length
+        )
+        for key, value in attributes.items():
+            try:
+                store[key] = value
+            except Exception as exc:
+                site = _call_site()
+                warn_once(
+                    f"unconvertible attribute {site} {key}",
+                    "tracekit: attribute %r of span %r (%s) has a value that cannot be converted "
+                    "(%s raised %s: %s); the span is kept without it",
+                    key,
+                    name,
+                    site,
+                    type(value).__qualname__,
+                    type(exc).__qualname__,
+                    exc,
+                )
+        return store
+
+
+def _call_site() -> str:
+    """``file:line`` of the first frame outside tracekit, OpenTelemetry and contextlib."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__", "").partition(".")[0] in _OWN_MODULES:
+        frame = frame.f_back  # type: ignore[assignment]
+    return "unknown" if frame is None else f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+_OWN_MODULES = frozenset({"tracekit", "opentelemetry", "contextlib", "wrapt"})
 
 
 def _plain(attributes: Mapping[str, Any]) -> bool:
@@ -553,13 +604,7 @@ class Tracer(trace.Tracer):
             store = BoundedAttributes(self._limits.max_span_attributes, None, immutable=False)
             store._dict = dict(attributes)
         else:
-            limits = self._limits
-            store = BoundedAttributes(
-                limits.max_span_attributes,
-                attributes,
-                immutable=False,
-                max_value_len=limits.max_span_attribute_length,
-            )
+            store = _attribute_store(self._limits, attributes, name)
         span = _new(_Span)
         span._name = name
         span._context = span_context
