@@ -83,7 +83,7 @@ def test_an_attribute_that_cannot_be_converted_is_left_out_and_the_span_kept(
     ]
     warnings = [r.getMessage() for r in caplog.records if r.name == "tracekit"]
     assert len(warnings) == 2
-    for warning, (name, kind) in zip(warnings, [("charge", "Unprintable"), ("refund", "list")]):
+    for warning, (name, kind) in zip(warnings, [("charge", "Unprintable"), ("refund", "list")], strict=True):
         assert warning.startswith(f"tracekit: attribute 'amount' of span '{name}' ({__file__}:")
         assert warning.endswith(
             f"has a value that cannot be converted ({kind} raised RuntimeError: no text for you); "
