@@ -273,7 +273,7 @@ def test_a_child_ends_whatever_the_parents_threads_held() -> None:
     with tracekit.span("before the fork"):  # the parent's export thread is running
         pass
     (processor,) = tracing.provider._active_span_processor._span_processors  # type: ignore[union-attr]
-    held = [processor._queue_lock, processor._lock, processor._wake._cond, processor.dropped._lock]
+    held = [processor._queue_lock, processor._lock, processor._wake._condition, processor.dropped._lock]
     holding, release = threading.Event(), threading.Event()
 
     def hold() -> None:

@@ -336,17 +336,9 @@ def test_gunicorn_workers_export_their_own_spans(
         check_uvicorn_server_spans(spans)
 
 
-UVICORN_SIGTERM = pytest.mark.xfail(
-    reason="uvicorn's Server.capture_signals re-raises the SIGTERM it caught once it has shut down "
-    "gracefully, and UvicornWorker.init_signals set SIGTERM back to SIG_DFL: the worker is killed "
-    "by the signal, Python's atexit never runs, and the spans it queued are lost",
-    strict=True,
-)
-
-
 @pytest.mark.parametrize(
     ("worker", "target"),
-    [*GUNICORN_WORKERS[:3], pytest.param(*GUNICORN_WORKERS[3].values, id="uvicorn", marks=UVICORN_SIGTERM)],
+    GUNICORN_WORKERS,
 )
 def test_gunicorn_flushes_every_process_at_a_graceful_stop(
     receiver: OTLPReceiver, tmp_path: Path, worker: list[str], target: str

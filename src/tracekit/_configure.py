@@ -244,4 +244,5 @@ def _follow_worker_processes(provider: TracerProvider) -> None:
 
     _exit.watch_multiprocessing()
     _exit.watch_celery()
+    _exit.watch_signals()
     _uwsgi.follow(lambda: import_export_modules(p.exporter for p in _processors(provider)))

@@ -111,7 +111,7 @@ class BatchSpanProcessor(SpanProcessor):
         self._dropped_pending = 0
         self._flush_waiters: list[threading.Event] = []
         self._lock = _fork.lock()
-        self._wake = threading.Event()
+        self._wake = _Wake()
 
     def _start(self) -> collections.deque[ReadableSpan]:
         """The queue, once the worker is running: called by the first span of this process."""
@@ -170,6 +170,26 @@ class BatchSpanProcessor(SpanProcessor):
             self._flush_waiters.append(done)
         self._wake.set()
         return done.wait(timeout_millis / 1000.0)
+
+    def flush_from_signal_handler(self, timeout: float) -> bool:
+        """Export what is queued, from a signal handler: no lock the interrupted thread may hold.
+
+        The worker does the export; this only queues a waiter (a list append, atomic) and
+        wakes the worker without blocking, then waits at most ``timeout`` seconds. A refused
+        connection is not retried from here on: the process is about to end.
+        """
+        if self._shutdown:
+            return False
+        begin_shutdown = getattr(self.exporter, "begin_shutdown", None)
+        if begin_shutdown is not None:
+            begin_shutdown()
+        worker = self._worker
+        if worker is None or not worker.is_alive():
+            return isinstance(self._queue, _Dormant)  # nothing was ever queued: nothing to do
+        done = threading.Event()
+        self._flush_waiters.append(done)
+        self._wake.set_without_blocking()
+        return done.wait(timeout)
 
     def shutdown(self, timeout_millis: int | None = None) -> None:
         """Export what is queued (within the time limit), then shut the exporter down."""
@@ -253,6 +273,47 @@ class BatchSpanProcessor(SpanProcessor):
         else:
             counters.failed += len(batch)
             self.failed.add(len(batch))
+
+
+class _Wake:
+    """``threading.Event``'s ``set``, ``clear`` and ``wait``, and a ``set`` that never blocks.
+
+    A signal handler runs on the main thread between two of its instructions, possibly
+    while that thread holds this object's lock inside ``set()``: the handler then must not
+    wait for it. :meth:`set_without_blocking` gives up instead; the worker then wakes at
+    its next scheduled export.
+    """
+
+    __slots__ = ("_condition", "_flag")
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition(threading.Lock())
+        self._flag = False
+
+    def set(self) -> None:
+        with self._condition:
+            self._flag = True
+            self._condition.notify_all()
+
+    def set_without_blocking(self) -> bool:
+        if not self._condition.acquire(blocking=False):
+            return False
+        try:
+            self._flag = True
+            self._condition.notify_all()
+        finally:
+            self._condition.release()
+        return True
+
+    def clear(self) -> None:
+        with self._condition:
+            self._flag = False
+
+    def wait(self, timeout: float) -> bool:
+        with self._condition:
+            if not self._flag:
+                self._condition.wait(timeout)
+            return self._flag
 
 
 class _Dormant:

@@ -104,7 +104,9 @@ INTEGRATIONS: tuple[Integration, ...] = (
         "0.90",
         ("opentelemetry.instrumentation.fastapi", "FastAPIInstrumentor"),
     ),
-    Integration("uvicorn", ("uvicorn.config",), "tracekit.integrations.uvicorn", "uvicorn", "0.20"),
+    Integration(
+        "uvicorn", ("uvicorn.config", "uvicorn.server"), "tracekit.integrations.uvicorn", "uvicorn", "0.20"
+    ),
     Integration(
         "hypercorn", ("hypercorn.app_wrappers",), "tracekit.integrations.hypercorn", "hypercorn", "0.15"
     ),
