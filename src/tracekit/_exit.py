@@ -42,10 +42,26 @@ __all__ = ["flush_at_exit", "flush_before_the_end", "watch_celery", "watch_multi
 
 
 def flush_at_exit() -> None:
-    """Shut configured tracing down, exporting what is queued within the export timeout."""
+    """Export what is queued, within the export timeout, and stop exporting.
+
+    Only the span processors are shut down: patches, propagators and logging stay as they
+    are. Undoing them would import and define code as the interpreter ends, and defining a
+    dataclass there (its methods are made with ``exec``) makes CPython forget that an
+    uncaught ``KeyboardInterrupt`` is ending the process: it would exit with status 1
+    instead of being killed by SIGINT.
+    """
     tracing = _state.current
-    if tracing is not None and tracing.enabled:
-        tracing.shutdown(_flush_limit(tracing.settings))
+    if tracing is None or not tracing.enabled or tracing.provider is None:
+        return
+    from tracekit._configure import _processors
+    from tracekit._processor import BatchSpanProcessor
+
+    deadline = time.monotonic() + _flush_limit(tracing.settings)
+    for processor in _processors(tracing.provider):
+        if isinstance(processor, BatchSpanProcessor):
+            processor.shutdown(int(max(0.0, deadline - time.monotonic()) * 1000))
+        else:
+            processor.force_flush(int(max(0.0, deadline - time.monotonic()) * 1000))
 
 
 def _flush_limit(settings: Settings) -> float:

@@ -178,12 +178,14 @@ class BatchSpanProcessor(SpanProcessor):
         wakes the worker without blocking, then waits at most ``timeout`` seconds. A refused
         connection is not retried from here on: the process is about to end.
         """
-        if self._shutdown:
-            return False
+        worker = self._worker
+        if self._shutdown:  # a shutdown under way (an exit flush the signal interrupted): let it end
+            if worker is not None and worker.is_alive():
+                worker.join(timeout)
+            return worker is None or not worker.is_alive()
         begin_shutdown = getattr(self.exporter, "begin_shutdown", None)
         if begin_shutdown is not None:
             begin_shutdown()
-        worker = self._worker
         if worker is None or not worker.is_alive():
             return isinstance(self._queue, _Dormant)  # nothing was ever queued: nothing to do
         done = threading.Event()

@@ -15,6 +15,10 @@ logging are the exporter's job.
 
 from __future__ import annotations
 
+# httpx encodes host names with the ``idna`` codec, whose module Python imports on first
+# use: imported here, with the transport, rather than by a first request on the export
+# thread while a fork could take place.
+import encodings.idna  # noqa: F401
 import gzip
 import socket
 import ssl
