@@ -11,8 +11,11 @@ Differences from ``opentelemetry-exporter-otlp-proto-common``, each on purpose:
 * ``Span.flags`` and ``Link.flags`` carry the W3C trace flags in bits 0-7 (the sampled and
   random bits), as the OTLP specification defines them; the official Python encoder sets
   only the is-remote bits 8 and 9.
+* ``Span.Link.trace_state`` is written; the official encoder leaves it out.
 * A string that is not valid Unicode (a lone surrogate) is sent with the bad characters
   replaced rather than dropped.
+* In a map value, a pair whose value OTLP cannot carry (an int beyond 64 bits) is left
+  out alone; the official encoder drops the whole attribute.
 
 The field numbers are those of ``opentelemetry/proto/trace/v1/trace.proto`` and
 ``common/v1/common.proto``; ``tests/test_encode.py`` checks the output against the official
