@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import resource
+import socket
 import statistics
 import subprocess
 import sys
@@ -155,6 +156,7 @@ def run(scale: Scale, log: Callable[[str], None] = print) -> list[Section]:
     ]
     lines += _throughput_verdicts(results, spans)
     lines += _burst(receiver_factory=local_receiver, scale=scale, log=log)
+    lines += _exit(scale=scale, log=log)
     return [Section("export", "export", "Export throughput", "\n".join(lines))]
 
 
@@ -272,3 +274,76 @@ def _burst(receiver_factory: Callable[[], Any], scale: Scale, log: Callable[[str
                         f"{ratio:.2f}x"
                     )
     return [*lines, "", *verdicts, ""]
+
+
+EXIT_VARIANTS = (
+    ("tracekit", "tracekit"),
+    ("opentelemetry", "OpenTelemetry SDK"),
+    ("bare", "bare (no tracing)"),
+)
+
+
+def _exit(scale: Scale, log: Callable[[str], None]) -> list[str]:
+    """How long a process takes to end after its last line, with a collector and without one."""
+    repeats = scale.rounds(5)
+    seconds: dict[tuple[str, str], list[float]] = {}
+    whole: dict[tuple[str, str], list[float]] = {}
+    # The second socket is bound, never listening: connections to it are refused.
+    with local_receiver() as receiver, socket.socket() as refusing:
+        refusing.bind(("127.0.0.1", 0))
+        absent = f"http://127.0.0.1:{refusing.getsockname()[1]}"
+        collectors = (("running", receiver.http), ("absent (connection refused)", absent))
+        for repeat in range(repeats):
+            cases = [(collector, variant) for collector, _ in collectors for variant, _ in EXIT_VARIANTS]
+            for index in rotated(list(range(len(cases))), repeat):
+                collector, variant = cases[index]
+                url = dict(collectors)[collector]
+                began = time.time()
+                done = subprocess.run(
+                    [sys.executable, "-m", "benchmarks._exit_child", variant, url],
+                    capture_output=True,
+                    text=True,
+                    timeout=120,
+                    check=False,
+                )
+                ended = time.time()
+                if done.returncode == 0 and done.stdout.strip():
+                    last = float(done.stdout.strip().splitlines()[-1])
+                    seconds.setdefault((collector, variant), []).append(ended - last)
+                    whole.setdefault((collector, variant), []).append(ended - began)
+            log(f"  export exit: repeat {repeat + 1}/{repeats} done")
+    lines = [
+        "#### Exit: from the last line of the program to the end of the process",
+        "",
+        "A process makes 5 spans and ends; what runs at exit flushes them (tracekit: its `atexit` flush; "
+        "the SDK: its provider's `atexit` shutdown). Wall time from the program's last line to the end of "
+        f"the process, as its parent sees it; OTLP/HTTP, default settings. Medians of {repeats} runs, and "
+        "the longest; the whole run is from starting the process to its end. tracekit imports its "
+        "transport on the export thread, with the first span, so in a process this short that import "
+        "falls into the exit time; the SDK imports its exporter before the first span.",
+        "",
+        "| collector | variant | time to exit (median) | longest | whole run (median) |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for collector, _ in collectors:
+        for variant, label in EXIT_VARIANTS:
+            runs = seconds.get((collector, variant))
+            if not runs:
+                lines.append(f"| {collector} | {label} | failed | | |")
+                continue
+            median, longest = statistics.median(runs) * 1000, max(runs) * 1000
+            total = statistics.median(whole[(collector, variant)]) * 1000
+            lines.append(
+                f"| {collector} | {label} | {median:,.0f} ms | {longest:,.0f} ms | {total:,.0f} ms |"
+            )
+    ours = seconds.get(("absent (connection refused)", "tracekit"))
+    bare = seconds.get(("absent (connection refused)", "bare"))
+    if ours and bare:
+        extra = statistics.median(ours) - statistics.median(bare)
+        verdict = "met" if max(ours) - statistics.median(bare) <= 1.0 else "not met"
+        lines += [
+            "",
+            f"- **{verdict}**: with no collector, a process exits within 1 s of its own work (issue 17): "
+            f"+{extra * 1000:,.0f} ms over bare (median), longest {max(ours) * 1000:,.0f} ms",
+        ]
+    return [*lines, ""]
