@@ -8,6 +8,7 @@ Waits are bounded.
 from __future__ import annotations
 
 import os
+import select
 import signal
 import socket
 import subprocess
@@ -148,3 +149,19 @@ def wait_until_serving(url: str, process: subprocess.Popen[str], timeout: float 
             last = exc
         time.sleep(0.1)
     raise AssertionError(f"{url} did not answer within {timeout} s (last error: {last})")
+
+
+def wait_for_line(process: subprocess.Popen[str], expected: str, timeout: float = BOUND) -> None:
+    """Read the process's output until the line ``expected``; fail if it exits or takes too long."""
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([process.stdout], [], [], 0.1)
+        if ready:
+            line = process.stdout.readline()
+            if line.strip() == expected:
+                return
+            if not line and process.poll() is not None:
+                break
+    stderr = process.stderr.read() if process.stderr is not None and process.poll() is not None else ""
+    raise AssertionError(f"no {expected!r} line within {timeout} s (exit status {process.poll()}): {stderr}")

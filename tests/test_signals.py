@@ -10,7 +10,6 @@ Every wait is bounded; every process runs in a process group of its own, stopped
 
 from __future__ import annotations
 
-import select
 import signal
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from launcher_support import environment, free_port, get, script, stop_group, tracekit_command
+from launcher_support import environment, free_port, get, script, stop_group, tracekit_command, wait_for_line
 from tracekit.testing import OTLPReceiver
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and process groups")
@@ -56,22 +55,6 @@ def launched(args: Sequence[str], env: dict[str, str], cwd: Path) -> Iterator[su
         for stream in (process.stdout, process.stderr):
             if stream is not None:
                 stream.close()
-
-
-def wait_for_line(process: subprocess.Popen[str], expected: str, timeout: float = BOUND) -> None:
-    """Read the process's output until the line ``expected``; fail if it exits or takes too long."""
-    assert process.stdout is not None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([process.stdout], [], [], 0.1)
-        if ready:
-            line = process.stdout.readline()
-            if line.strip() == expected:
-                return
-            if not line and process.poll() is not None:
-                break
-    stderr = process.stderr.read() if process.stderr is not None and process.poll() is not None else ""
-    raise AssertionError(f"no {expected!r} line within {timeout} s (exit status {process.poll()}): {stderr}")
 
 
 def signal_and_wait(process: subprocess.Popen[str], number: int) -> tuple[int, float, str]:
