@@ -85,14 +85,17 @@ def run(
 
 @contextmanager
 def started(
-    args: Sequence[str], env: Mapping[str, str], cwd: Path | None = None
+    args: Sequence[str], env: Mapping[str, str], cwd: Path | None = None, *, stdout: bool = False
 ) -> Iterator[subprocess.Popen[str]]:
-    """Start a long-running command; stop its whole process group on the way out."""
+    """Start a long-running command; stop its whole process group on the way out.
+
+    ``stdout``: keep the command's standard output readable (``wait_for_line``).
+    """
     process = subprocess.Popen(
         list(args),
         env=dict(env),
         cwd=cwd,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE if stdout else subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
@@ -101,8 +104,9 @@ def started(
         yield process
     finally:
         stop_group(process)
-        if process.stderr is not None:
-            process.stderr.close()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
 
 
 def stop_group(process: subprocess.Popen[str], grace: float = 5.0) -> None:

@@ -15,13 +15,11 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from launcher_support import environment, free_port, get, script, stop_group, tracekit_command, wait_for_line
+from launcher_support import environment, free_port, get, script, started, tracekit_command, wait_for_line
 from tracekit.testing import OTLPReceiver
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and process groups")
@@ -35,26 +33,6 @@ def write(directory: Path, name: str, text: str) -> Path:
     path = directory / name
     path.write_text(textwrap.dedent(text))
     return path
-
-
-@contextmanager
-def launched(args: Sequence[str], env: dict[str, str], cwd: Path) -> Iterator[subprocess.Popen[str]]:
-    process = subprocess.Popen(
-        list(args),
-        env=env,
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
-        yield process
-    finally:
-        stop_group(process)
-        for stream in (process.stdout, process.stderr):
-            if stream is not None:
-                stream.close()
 
 
 def signal_and_wait(process: subprocess.Popen[str], number: int) -> tuple[int, float, str]:
@@ -104,7 +82,9 @@ def test_sigterm_flushes_a_script_and_ends_it_as_the_signal_would(
     command = [sys.executable, str(path)]
     if launcher == "tracekit-run":
         command = [*tracekit_command(), "run", *command]
-    with launched(command, environment(receiver, OTEL_BSP_SCHEDULE_DELAY=HELD), tmp_path) as process:
+    with started(
+        command, environment(receiver, OTEL_BSP_SCHEDULE_DELAY=HELD), tmp_path, stdout=True
+    ) as process:
         wait_for_line(process, "ready")
         status, _, stderr = signal_and_wait(process, signal.SIGTERM)
     assert status == -signal.SIGTERM, stderr  # killed by SIGTERM, as without tracekit
@@ -114,7 +94,7 @@ def test_sigterm_flushes_a_script_and_ends_it_as_the_signal_would(
 
 def test_without_tracekit_the_same_script_ends_the_same_way(tmp_path: Path) -> None:
     path = write(tmp_path, "plain.py", 'import time\nprint("ready", flush=True)\ntime.sleep(60)\n')
-    with launched([sys.executable, str(path)], environment(), tmp_path) as process:
+    with started([sys.executable, str(path)], environment(), tmp_path, stdout=True) as process:
         wait_for_line(process, "ready")
         status, _, _ = signal_and_wait(process, signal.SIGTERM)
     assert status == -signal.SIGTERM
@@ -125,7 +105,7 @@ def test_sigterm_without_a_collector_ends_promptly_with_one_warning(tmp_path: Pa
     endpoint = f"http://127.0.0.1:{port}"
     path = script_file(tmp_path, configure=True)
     env = environment(OTEL_EXPORTER_OTLP_ENDPOINT=endpoint, OTEL_BSP_SCHEDULE_DELAY=HELD)
-    with launched([sys.executable, str(path)], env, tmp_path) as process:
+    with started([sys.executable, str(path)], env, tmp_path, stdout=True) as process:
         wait_for_line(process, "ready")
         status, elapsed, stderr = signal_and_wait(process, signal.SIGTERM)
     assert status == -signal.SIGTERM
@@ -146,7 +126,7 @@ def test_sigint_with_pythons_handler_keeps_its_keyboard_interrupt(
     # exec() of source text, in any thread, clears (a dataclass being defined does it): an
     # interrupt that lands while the export thread is importing still exits with status 1.
     env = environment(receiver, OTEL_BSP_SCHEDULE_DELAY=HELD, SETTLE="1")
-    with launched([sys.executable, str(path)], env, tmp_path) as process:
+    with started([sys.executable, str(path)], env, tmp_path, stdout=True) as process:
         wait_for_line(process, "ready")
         status, _, stderr = signal_and_wait(process, signal.SIGINT)
     # An uncaught KeyboardInterrupt: the traceback, then the interpreter ends by SIGINT.
@@ -159,7 +139,7 @@ def test_sigint_with_pythons_handler_keeps_its_keyboard_interrupt(
 def test_sigint_left_at_the_os_default_is_flushed_too(receiver: OTLPReceiver, tmp_path: Path) -> None:
     path = script_file(tmp_path, configure=True, before="signal.signal(signal.SIGINT, signal.SIG_DFL)")
     env = environment(receiver, OTEL_BSP_SCHEDULE_DELAY=HELD)
-    with launched([sys.executable, str(path)], env, tmp_path) as process:
+    with started([sys.executable, str(path)], env, tmp_path, stdout=True) as process:
         wait_for_line(process, "ready")
         status, _, stderr = signal_and_wait(process, signal.SIGINT)
     assert status == -signal.SIGINT, stderr
@@ -170,7 +150,7 @@ def test_a_handler_the_application_installs_later_wins(receiver: OTLPReceiver, t
     after = "signal.signal(signal.SIGTERM, lambda *_: sys.exit(3))"
     path = script_file(tmp_path, configure=True, after=after)
     env = environment(receiver, OTEL_BSP_SCHEDULE_DELAY=HELD)
-    with launched([sys.executable, str(path)], env, tmp_path) as process:
+    with started([sys.executable, str(path)], env, tmp_path, stdout=True) as process:
         wait_for_line(process, "ready")
         status, _, stderr = signal_and_wait(process, signal.SIGTERM)
     assert status == 3, stderr  # the application's own ending; spans flushed at exit
@@ -202,7 +182,7 @@ def test_an_asyncio_service_with_its_own_signal_handler(receiver: OTLPReceiver, 
         """,
     )
     env = environment(receiver, OTEL_BSP_SCHEDULE_DELAY=HELD)
-    with launched([sys.executable, str(path)], env, tmp_path) as process:
+    with started([sys.executable, str(path)], env, tmp_path, stdout=True) as process:
         wait_for_line(process, "ready")
         status, _, stderr = signal_and_wait(process, signal.SIGTERM)
     assert status == 0, stderr
@@ -349,7 +329,7 @@ def test_servers_flush_on_sigterm_and_end_as_they_would(
         command = [*tracekit_command(), "run", *command]
     env = environment(receiver, OTEL_BSP_SCHEDULE_DELAY=HELD, PORT=str(port))
     requests = 6
-    with launched(command, env, tmp_path) as process:
+    with started(command, env, tmp_path, stdout=True) as process:
         serve_requests(port, process, requests)
         time.sleep(0.2)
         assert receiver.spans == []  # still queued in the server's processes

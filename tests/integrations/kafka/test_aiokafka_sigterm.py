@@ -7,7 +7,6 @@ of its own; the process is stopped the way a container runtime stops it.
 from __future__ import annotations
 
 import signal
-import subprocess
 import sys
 import textwrap
 import time
@@ -15,7 +14,7 @@ from pathlib import Path
 
 from kafkacheck import Broker
 
-from launcher_support import environment, stop_group, wait_for_line
+from launcher_support import environment, started, wait_for_line
 from tracekit.testing import OTLPReceiver
 
 CONSUMER = """
@@ -52,23 +51,12 @@ def test_a_consumer_loop_stopped_with_sigterm(
     path = tmp_path / "consumer.py"
     path.write_text(textwrap.dedent(CONSUMER))
     env = environment(receiver, OTEL_BSP_SCHEDULE_DELAY="60000", BOOTSTRAP=broker.bootstrap, TOPIC=topic)
-    process = subprocess.Popen(
-        [sys.executable, str(path)],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    try:
+    with started([sys.executable, str(path)], env, tmp_path, stdout=True) as process:
         wait_for_line(process, "ready")
         time.sleep(0.2)  # the loop now waits for a fourth record, the third one's span ended
         assert receiver.spans == []  # nothing left the process before the signal
         process.send_signal(signal.SIGTERM)
         status = process.wait(20)
-    finally:
-        stop_group(process)
     assert status == -signal.SIGTERM
     spans = receiver.wait_for_spans(6, timeout=5.0)
     assert sorted(span.name for span in spans) == [f"process {topic}"] * 3 + [f"send {topic}"] * 3
