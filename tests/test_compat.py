@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import inspect
 
+import pytest
 from opentelemetry.sdk import trace as sdk_trace
 from opentelemetry.sdk.resources import Resource
 
@@ -48,3 +49,28 @@ def test_a_resource_without_the_private_mapping_is_left_alone() -> None:
         schema_url = ""
 
     assert _compat.replace_resource_attributes(Other(), {"process.pid": 2}) is False  # type: ignore[arg-type]
+
+
+def test_the_span_field_reader_reads_what_the_public_properties_say() -> None:
+    from opentelemetry.trace import SpanKind, Status, StatusCode
+
+    read = _compat.span_fields_reader()
+    assert read is _compat._read_private  # the SDK installed here has the private fields
+    provider = _compat.TracerProvider(resource=Resource({"service.name": "s"}))
+    tracer = provider.get_tracer("t")
+    with tracer.start_as_current_span("parent"):
+        span = tracer.start_span("child", kind=SpanKind.CLIENT, attributes={"a": "b", "n": 1})
+    span.set_status(Status(StatusCode.ERROR, "why"))
+    span.end()
+    fast, public = _compat._read_private(span), _compat._read_public(span)  # type: ignore[arg-type]
+    assert fast[:6] == public[:6]
+    assert dict(fast[6]) == dict(public[6]) == {"a": "b", "n": 1}
+    assert fast[7:] == public[7:]
+
+
+def test_the_span_field_reader_falls_back_to_the_public_properties(monkeypatch: pytest.MonkeyPatch) -> None:
+    import operator
+
+    # An SDK whose spans keep their fields under other names: the probe fails, the public path is used.
+    monkeypatch.setattr(_compat, "_private_span_fields", operator.attrgetter("_no_such_field"))
+    assert _compat.span_fields_reader() is _compat._read_public
