@@ -1,7 +1,9 @@
 """An aiokafka consumer loop stopped with SIGTERM: the spans it ended arrive, and it ends as the signal would.
 
 The loop is the plain ``async for record in consumer`` a service runs, with no signal handling
-of its own; the process is stopped the way a container runtime stops it.
+of its own; the process is stopped the way a container runtime stops it. Its consumer group
+is its own: a member killed without leaving its group stays in it until the broker's session
+timeout, and would hold up other tests' consumers in a shared group.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ CONSUMER = """
             await producer.send_and_wait(TOPIC, f"order-{number}".encode())
         await producer.stop()
         consumer = AIOKafkaConsumer(
-            TOPIC, bootstrap_servers=BOOTSTRAP, group_id="billing", auto_offset_reset="earliest"
+            TOPIC, bootstrap_servers=BOOTSTRAP, group_id=f"{TOPIC}-sigterm", auto_offset_reset="earliest"
         )
         await consumer.start()
         handled = 0
