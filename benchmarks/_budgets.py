@@ -104,6 +104,12 @@ BUDGETS: tuple[Budget, ...] = (
         overhead_at_most(1e-6),
     ),
     Budget(
+        21,
+        "decorator-unsampled-remote",
+        "`@traced` under an unsampled remote parent at most 1 µs over bare",
+        overhead_at_most(1e-6),
+    ),
+    Budget(
         3,
         "decorator-disabled",
         "`@traced` with tracing disabled at most 1 µs over bare",

@@ -71,15 +71,23 @@ def _calls(
     return session
 
 
-def _unsampled_parent() -> AbstractContextManager[Any]:
-    """An active, local, unsampled parent span: what a request dropped by sampling looks like."""
+def _unsampled_parent(remote: bool = False) -> AbstractContextManager[Any]:
+    """An active, unsampled parent span: what a request dropped by sampling looks like.
+
+    ``remote``: the context an upstream service sent, extracted and made current as it is
+    (a message consumer, a task): the upstream service decided not to sample.
+    """
     parent = SpanContext(
         trace_id=0x0AF7651916CD43DD8448EB211C80319C,
         span_id=0xB7AD6B7169203331,
-        is_remote=False,
+        is_remote=remote,
         trace_flags=TraceFlags(TraceFlags.DEFAULT),
     )
     return trace.use_span(NonRecordingSpan(parent), end_on_exit=False)
+
+
+def _unsampled_remote_parent() -> AbstractContextManager[Any]:
+    return _unsampled_parent(remote=True)
 
 
 def _peer_decorated(tracer: trace.Tracer) -> Callable[[int], int]:
@@ -137,6 +145,14 @@ def _unsampled() -> Iterator[Sequence[Variant]]:
 
 
 @contextmanager
+def _unsampled_remote() -> Iterator[Sequence[Variant]]:
+    traced = _tracekit_traced(checkout)
+    with tracekit_configured() as tracekit_pipeline, peer_provider("batch") as (provider, peer_pipeline):
+        tracer = provider.get_tracer("benchmarks")
+        yield _three(traced, tracer, _unsampled_remote_parent, (tracekit_pipeline, peer_pipeline))
+
+
+@contextmanager
 def _disabled() -> Iterator[Sequence[Variant]]:
     traced = _tracekit_traced(checkout)
     with tracekit_disabled(), peer_provider("batch", disabled=True) as (provider, _):
@@ -173,6 +189,18 @@ def decorator_benchmarks(scale: Scale) -> list[Benchmark]:
             "(parent-based sampling on both sides).",
             switching=_SWITCHING,
             setup=_unsampled,
+            rounds=rounds,
+            iterations=fast,
+            warmup=500,
+        ),
+        Benchmark(
+            name="decorator-unsampled-remote",
+            family="decorator",
+            title="Decorated function under an unsampled remote parent",
+            description="The same call with the context an upstream service sent, unsampled, current "
+            "(a consumer or a task that continues the caller's trace; parent-based sampling on both sides).",
+            switching=_SWITCHING,
+            setup=_unsampled_remote,
             rounds=rounds,
             iterations=fast,
             warmup=500,

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from opentelemetry import context as otel_context
-from opentelemetry import trace
+from opentelemetry import propagate, trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import NonRecordingSpan, SpanContext, SpanKind, StatusCode, TraceFlags
 
@@ -866,22 +866,47 @@ def test_a_sampler_that_is_not_parent_based_still_decides_for_children_of_unsamp
     assert span.context.trace_id == 0xABC
 
 
-def test_a_remote_unsampled_parent_goes_through_the_sampler() -> None:
+def test_inside_an_unsampled_remote_parent_no_span_is_made_either() -> None:
+    # The upstream service decided not to sample; its context is current (a consumer, a task).
     parent = _local_parent(sampled=False, remote=True)
     seen: list[trace.Span] = []
+    headers: dict[str, str] = {}
 
     @tracekit.traced
     def handle() -> None:
         seen.append(trace.get_current_span())
+        with tracekit.span("inner"), trace.get_tracer("other-library").start_as_current_span("library work"):
+            seen.append(trace.get_current_span())
+            propagate.inject(headers)
 
-    with capture_spans(service_name="tests") as recorder:
+    with capture_spans(service_name="tests") as recorder:  # parentbased_always_on, the default
+        _call_inside(parent, handle)
         _call_inside(parent, handle)
         assert recorder.spans == []
-    [child] = seen
-    assert child is not parent
-    context = child.get_span_context()
-    assert (context.trace_id, context.is_remote, context.trace_flags.sampled) == (0xABC, False, False)
-    assert context.span_id != 0xDEF
+    assert seen[0] is parent  # no child was made for the decorated call
+    assert seen[2] is parent
+    for inner in (seen[1], seen[3]):
+        context = inner.get_span_context()
+        assert not inner.is_recording()
+        assert (context.trace_id, context.trace_flags.sampled) == (0xABC, False)
+    # Downstream still gets the trace, unsampled.
+    assert headers["traceparent"].startswith(f"00-{0xABC:032x}-")
+    assert headers["traceparent"].endswith("-00")
+
+
+def test_the_remote_shortcut_needs_both_unsampled_parent_samplers_to_drop() -> None:
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF, ALWAYS_ON, ParentBased
+
+    from tracekit._sampling import drops_children_of_unsampled_parents
+
+    def drops(sampler: ParentBased) -> tuple[bool, bool]:
+        return drops_children_of_unsampled_parents(TracerProvider(sampler=sampler).get_tracer("t"))
+
+    assert drops(ParentBased(ALWAYS_ON)) == (True, True)
+    assert drops(ParentBased(ALWAYS_ON, remote_parent_not_sampled=ALWAYS_ON)) == (True, False)
+    assert drops(ParentBased(ALWAYS_ON, local_parent_not_sampled=ALWAYS_ON)) == (False, False)
+    assert drops(ParentBased(ALWAYS_OFF, remote_parent_not_sampled=ALWAYS_OFF)) == (True, True)
 
 
 def test_a_sampled_local_parent_gets_a_recorded_child(spans: SpanRecorder) -> None:

@@ -23,9 +23,14 @@ child would have. Every sampler deeper down therefore decides exactly as it woul
 and spans made inside still belong to the same unsampled trace. The one difference is the
 span id that an outgoing ``traceparent`` carries: the parent's instead of a fresh id that
 nobody ever records, which is what the OpenTelemetry API itself does when no SDK is
-installed. The shortcut is not taken when the parent is recording (the user could add to
-it), remote, sampled or invalid, when the sampler is anything else, or when the SDK's own
-span metrics are switched on (they count dropped spans).
+installed.
+
+The same holds under an unsampled *remote* parent (the upstream service decided not to
+sample, and the context it sent is current) when the remote-parent-not-sampled sampler
+always drops as well: spans made inside then see the remote parent instead of a dropped
+local child, and both are dropped alike. The shortcut is not taken when the parent is
+recording (the user could add to it), sampled or invalid, when the sampler is anything
+else, or when the SDK's own span metrics are switched on (they count dropped spans).
 """
 
 from __future__ import annotations
@@ -167,8 +172,9 @@ def _end(
 #: depends on nothing else (a span context never changes), so a loop of calls under one
 #: unsampled parent pays for the checks once.
 _dropped: tuple[object, object] = (None, None)
-#: The last tracer examined, and whether its sampler drops children of unsampled local parents.
-_sampler_drops: tuple[object, bool] = (None, False)
+#: The last tracer examined, and whether its sampler drops children of unsampled local and
+#: remote parents.
+_sampler_drops: tuple[object, tuple[bool, bool]] = (None, (False, False))
 
 
 def _child_is_dropped(tracer: trace.Tracer, parent: Span) -> bool:
@@ -178,16 +184,17 @@ def _child_is_dropped(tracer: trace.Tracer, parent: Span) -> bool:
     """
     global _dropped, _sampler_drops
     parent_context = parent.get_span_context()
-    if parent_context.is_remote or parent_context.trace_flags & _SAMPLED or not parent_context.is_valid:
+    if parent_context.trace_flags & _SAMPLED or not parent_context.is_valid:
         return False
     cached = _sampler_drops
     if cached[0] is not tracer:
-        from tracekit._sampling import drops_children_of_unsampled_local_parents
+        from tracekit._sampling import drops_children_of_unsampled_parents
 
-        cached = _sampler_drops = (tracer, drops_children_of_unsampled_local_parents(tracer))
-    if cached[1]:
+        cached = _sampler_drops = (tracer, drops_children_of_unsampled_parents(tracer))
+    dropped = cached[1][1] if parent_context.is_remote else cached[1][0]
+    if dropped:
         _dropped = (parent, tracer)
-    return cached[1]
+    return dropped
 
 
 # --------------------------------------------------------------------------- recorded values

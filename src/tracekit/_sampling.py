@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace.sampling import (
     TraceIdRatioBased,
 )
 
-__all__ = ["drops_children_of_unsampled_local_parents", "make_sampler"]
+__all__ = ["drops_children_of_unsampled_parents", "make_sampler"]
 
 
 def make_sampler(name: str, ratio: float) -> Sampler:
@@ -29,13 +29,17 @@ def make_sampler(name: str, ratio: float) -> Sampler:
     return ParentBased(root) if name.startswith("parentbased_") else root
 
 
-def drops_children_of_unsampled_local_parents(tracer: object) -> bool:
-    """Whether ``tracer`` drops, without any trace, every child of an unsampled local parent.
+def drops_children_of_unsampled_parents(tracer: object) -> tuple[bool, bool]:
+    """Whether ``tracer`` drops, without any trace, every child of an unsampled parent:
+    ``(local parent, remote parent)``.
 
     True for tracekit's tracer making spans itself, or an SDK tracer whose own span metrics
-    are off (they would count the dropped span), when the sampler is parent-based with the
-    default (always-off) local-parent-not-sampled sampler. Anything unexpected answers
-    ``False``, the safe answer: the span is then made, and sampled, in the ordinary way.
+    are off (they would count the dropped span), when the sampler is parent-based with a
+    local-parent-not-sampled sampler that always drops (the default); for a remote parent,
+    when the remote-parent-not-sampled sampler always drops too (the default): a call that
+    skips the span leaves the remote parent current, so spans deeper down must be decided
+    alike under either parent. Anything unexpected answers ``False``, the safe answer: the
+    span is then made, and sampled, in the ordinary way.
     """
     from opentelemetry.sdk.trace import Tracer as SdkTracer
     from opentelemetry.sdk.trace.sampling import Decision, StaticSampler
@@ -44,16 +48,21 @@ def drops_children_of_unsampled_local_parents(tracer: object) -> bool:
 
     if type(tracer) is Tracer:
         if not tracer.fast:
-            return drops_children_of_unsampled_local_parents(tracer._delegate)
+            return drops_children_of_unsampled_parents(tracer._delegate)
         sampler = tracer._sampler
     elif type(tracer) is SdkTracer:
         metrics = getattr(tracer, "_tracer_metrics", None)
         if metrics is not None and type(metrics).__name__ != "NoOpTracerMetrics":
-            return False
+            return False, False
         sampler = tracer.sampler
     else:
-        return False
+        return False, False
     if not isinstance(sampler, ParentBased):
-        return False
-    delegate = getattr(sampler, "_local_parent_not_sampled", None)
-    return isinstance(delegate, StaticSampler) and getattr(delegate, "_decision", None) is Decision.DROP
+        return False, False
+
+    def drops(name: str) -> bool:
+        delegate = getattr(sampler, name, None)
+        return isinstance(delegate, StaticSampler) and getattr(delegate, "_decision", None) is Decision.DROP
+
+    local = drops("_local_parent_not_sampled")
+    return local, local and drops("_remote_parent_not_sampled")
