@@ -34,6 +34,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import TraceFlags
 
 from tracekit import _fork
+from tracekit._event import Event
 from tracekit._logging import RateLimitedCounter, logger
 from tracekit._stats import Counters
 
@@ -111,7 +112,7 @@ class BatchSpanProcessor(SpanProcessor):
         self._dropped_pending = 0
         self._flush_waiters: list[threading.Event] = []
         self._lock = _fork.lock()
-        self._wake = _Wake()
+        self._wake = Event()
 
     def _start(self) -> collections.deque[ReadableSpan]:
         """The queue, once the worker is running: called by the first span of this process."""
@@ -190,7 +191,7 @@ class BatchSpanProcessor(SpanProcessor):
             return isinstance(self._queue, _Dormant)  # nothing was ever queued: nothing to do
         done = threading.Event()
         self._flush_waiters.append(done)
-        self._wake.set_without_blocking()
+        self._wake.set_from_signal_handler()
         return done.wait(timeout)
 
     def shutdown(self, timeout_millis: int | None = None) -> None:
@@ -275,47 +276,6 @@ class BatchSpanProcessor(SpanProcessor):
         else:
             counters.failed += len(batch)
             self.failed.add(len(batch))
-
-
-class _Wake:
-    """``threading.Event``'s ``set``, ``clear`` and ``wait``, and a ``set`` that never blocks.
-
-    A signal handler runs on the main thread between two of its instructions, possibly
-    while that thread holds this object's lock inside ``set()``: the handler then must not
-    wait for it. :meth:`set_without_blocking` gives up instead; the worker then wakes at
-    its next scheduled export.
-    """
-
-    __slots__ = ("_condition", "_flag")
-
-    def __init__(self) -> None:
-        self._condition = threading.Condition(threading.Lock())
-        self._flag = False
-
-    def set(self) -> None:
-        with self._condition:
-            self._flag = True
-            self._condition.notify_all()
-
-    def set_without_blocking(self) -> bool:
-        if not self._condition.acquire(blocking=False):
-            return False
-        try:
-            self._flag = True
-            self._condition.notify_all()
-        finally:
-            self._condition.release()
-        return True
-
-    def clear(self) -> None:
-        with self._condition:
-            self._flag = False
-
-    def wait(self, timeout: float) -> bool:
-        with self._condition:
-            if not self._flag:
-                self._condition.wait(timeout)
-            return self._flag
 
 
 class _Dormant:

@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from tracekit import _fork
+from tracekit._event import Event
 from tracekit._logging import logger
 from tracekit._settings import Settings
 from tracekit._stats import Counters
@@ -105,7 +106,7 @@ class OTLPSpanExporter(SpanExporter):
         self._transport: Transport | None = None
         self._encoder: Encoder | None = None
         self._closing = False
-        self._closing_now = threading.Event()
+        self._closing_now = Event()
         self._stopped = threading.Event()
         self._abandoned: list[Transport] = []
         self.endpoint = urlsplit(endpoint).netloc or endpoint if settings.protocol == "grpc" else endpoint
@@ -157,8 +158,10 @@ class OTLPSpanExporter(SpanExporter):
         A wait before a retry already under way ends now; the retry happens only for a
         cause other than a refused connection, when its time comes.
         """
+        if self._closing:  # also the answer for a signal handler that interrupted this very call
+            return
         self._closing = True
-        self._closing_now.set()
+        self._closing_now.set_from_signal_handler()
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         """Send ``spans``; ``SUCCESS`` when every request was delivered (even partly rejected)."""
