@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
@@ -169,3 +170,10 @@ def wait_for_line(process: subprocess.Popen[str], expected: str, timeout: float 
                 break
     stderr = process.stderr.read() if process.stderr is not None and process.poll() is not None else ""
     raise AssertionError(f"no {expected!r} line within {timeout} s (exit status {process.poll()}): {stderr}")
+
+
+def write(directory: Path, name: str, text: str) -> Path:
+    """Write ``text`` (dedented) to ``directory/name``; the path."""
+    path = directory / name
+    path.write_text(textwrap.dedent(text))
+    return path

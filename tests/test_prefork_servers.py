@@ -32,7 +32,7 @@ from typing import Any, NamedTuple
 import pytest
 from opentelemetry.trace import SpanKind
 
-from launcher_support import environment, free_port, get, script, started, tracekit_command
+from launcher_support import environment, free_port, get, script, started, tracekit_command, write
 from tracekit._receiver import ReceivedSpan
 from tracekit.testing import OTLPReceiver
 
@@ -47,12 +47,6 @@ AFTER_EXIT = 1.0
 
 #: An answered request: the path asked for -> the body, ``{"pid": ..., "postfork": ...}``.
 Answers = dict[str, dict[str, Any]]
-
-
-def write(directory: Path, name: str, text: str) -> Path:
-    path = directory / name
-    path.write_text(textwrap.dedent(text))
-    return path
 
 
 # ---------------------------------------------------------------------------- the application

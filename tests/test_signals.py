@@ -13,13 +13,21 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
 import pytest
 
-from launcher_support import environment, free_port, get, script, started, tracekit_command, wait_for_line
+from launcher_support import (
+    environment,
+    free_port,
+    get,
+    script,
+    started,
+    tracekit_command,
+    wait_for_line,
+    write,
+)
 from tracekit.testing import OTLPReceiver
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals and process groups")
@@ -27,12 +35,6 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals a
 #: Nothing leaves a process before the signal: what arrives was flushed because of it.
 HELD = "60000"
 BOUND = 20.0
-
-
-def write(directory: Path, name: str, text: str) -> Path:
-    path = directory / name
-    path.write_text(textwrap.dedent(text))
-    return path
 
 
 def signal_and_wait(process: subprocess.Popen[str], number: int) -> tuple[int, float, str]:
