@@ -433,10 +433,10 @@ _PARENT_RULES = (
     [
         ("always_on", "AlwaysOnSampler"),
         ("always_off", "AlwaysOffSampler"),
-        ("traceidratio", "TraceIdRatioBased{1.0}"),
+        ("traceidratio", "ProbabilitySampler{1.0}"),
         ("parentbased_always_on", "ParentBased{root:AlwaysOnSampler," + _PARENT_RULES),
         ("parentbased_always_off", "ParentBased{root:AlwaysOffSampler," + _PARENT_RULES),
-        ("PARENTBASED_TRACEIDRATIO", "ParentBased{root:TraceIdRatioBased{1.0}," + _PARENT_RULES),
+        ("PARENTBASED_TRACEIDRATIO", "ParentBased{root:ProbabilitySampler{1.0}," + _PARENT_RULES),
     ],
 )
 def test_traces_sampler(monkeypatch: pytest.MonkeyPatch, value: str, description: str) -> None:
@@ -454,7 +454,7 @@ def test_traces_sampler_invalid(monkeypatch: pytest.MonkeyPatch, caplog: pytest.
     )
     assert tracing.settings.sampler == "parentbased_traceidratio"
     assert provider_of(tracing).sampler.get_description() == (
-        "ParentBased{root:TraceIdRatioBased{1.0}," + _PARENT_RULES
+        "ParentBased{root:ProbabilitySampler{1.0}," + _PARENT_RULES
     )
 
 
@@ -463,7 +463,7 @@ def test_traces_sampler_arg(monkeypatch: pytest.MonkeyPatch, value: str, ratio: 
     tracing = configure_with(monkeypatch, {"OTEL_TRACES_SAMPLER_ARG": value}, exporters=[])
     assert tracing.settings.sample_ratio == ratio
     assert provider_of(tracing).sampler.get_description() == (
-        f"ParentBased{{root:TraceIdRatioBased{{{ratio}}}," + _PARENT_RULES
+        f"ParentBased{{root:ProbabilitySampler{{{ratio}}}," + _PARENT_RULES
     )
 
 
@@ -479,7 +479,7 @@ def test_traces_sampler_arg_invalid(
         "using the default (1.0) instead"
     )
     assert tracing.settings.sample_ratio == 1.0
-    assert provider_of(tracing).sampler.get_description() == "TraceIdRatioBased{1.0}"
+    assert provider_of(tracing).sampler.get_description() == "ProbabilitySampler{1.0}"
 
 
 # --------------------------------------------------------------------------- propagators

@@ -43,6 +43,7 @@ from opentelemetry.trace import (
 
 import tracekit
 from tracekit import _state, _tracer
+from tracekit._sampling import ProbabilitySampler
 from tracekit._tracer import Tracer
 
 Scenario = Callable[[Tracer | trace.Tracer], None]
@@ -285,6 +286,8 @@ SAMPLERS = {
     "parentbased_mixed": ParentBased(
         TraceIdRatioBased(0.25), remote_parent_not_sampled=ALWAYS_ON, local_parent_sampled=ALWAYS_OFF
     ),
+    "probability": ProbabilitySampler(0.5),
+    "parentbased_probability": ParentBased(ProbabilitySampler(0.25)),
     "application's own": _Annotating(),
 }
 
@@ -304,8 +307,9 @@ def test_sampling_and_trace_flags_match_the_sdk(sampler: Any) -> None:
     provider = TracerProvider(sampler=sampler, id_generator=ids, shutdown_on_exit=False)
     sdk = provider.get_tracer("tests")
     ours = Tracer(sdk)
-    # The samplers the specification defines are decided in line; any other is called.
-    assert (ours._decide is None) == isinstance(sampler, _Annotating)
+    # The samplers the specification defines are decided in line (the probability sampler
+    # only as a root sampler); any other is called.
+    assert (ours._decide is None) == isinstance(sampler, (_Annotating, ProbabilitySampler))
     unsampled_parent = trace.set_span_in_context(
         NonRecordingSpan(SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=TraceFlags(0)))
     )

@@ -63,7 +63,9 @@ from opentelemetry.util._decorator import _agnosticcontextmanager
 from opentelemetry.util.types import Attributes
 
 from tracekit import _fork
+from tracekit._keep import KeepSampler
 from tracekit._logging import warn_once
+from tracekit._sampling import RANDOMNESS_MASK, ProbabilitySampler, parent_threshold_checked
 
 __all__ = ["VERIFY_KNOWN_ATTRIBUTES", "Tracer"]
 
@@ -87,7 +89,8 @@ _MAX_TRACE_ID = (1 << 128) - 1
 _MAX_SPAN_ID = (1 << 64) - 1
 _DEFAULT_TRACE_STATE = trace.DEFAULT_TRACE_STATE
 _UNSET = Status(StatusCode.UNSET)
-_RANDOM = getattr(TraceFlags, "RANDOM_TRACE_ID", 0)
+#: W3C Trace Context Level 2's random-trace-id flag (older APIs have no name for it).
+_RANDOM = getattr(TraceFlags, "RANDOM_TRACE_ID", 0x02)
 #: Trace flags by (sampled, random trace id).
 _FLAGS = {
     (sampled, random): TraceFlags((TraceFlags.SAMPLED if sampled else 0) | (_RANDOM if random else 0))
@@ -223,21 +226,33 @@ def _decider(sampler: Sampler) -> Callable[[SpanContext | None, int], Decision] 
 
     For the samplers the specification defines and tracekit builds from
     ``OTEL_TRACES_SAMPLER`` (always on / off, trace id ratio, parent-based over those), so
-    a span costs no sampler call, no sampling result and no parent look-ups. ``None`` for
-    any other sampler, whose ``should_sample`` is then called as the SDK calls it.
+    a span costs no sampler call, no sampling result and no parent look-ups. The
+    probability sampler is decided in line for root spans only, where no parent tracestate
+    can hold explicit randomness (the root span's own tracestate is
+    :func:`_root_trace_state`). ``None`` for any other sampler, whose ``should_sample`` is
+    then called as the SDK calls it.
     """
+    sample, drop = Decision.RECORD_AND_SAMPLE, Decision.DROP
 
-    def plain(delegate: Sampler) -> Callable[[int], Decision] | None:
+    def plain(delegate: Sampler, root: bool = False) -> Callable[[int], Decision] | None:
         method = type(delegate).should_sample
         if method is StaticSampler.should_sample:
             fixed: Decision = delegate._decision  # type: ignore[attr-defined]
             return lambda trace_id: fixed
         if method is TraceIdRatioBased.should_sample:
             limit, bound = TraceIdRatioBased.TRACE_ID_LIMIT, delegate.bound  # type: ignore[attr-defined]
-            sample, drop = Decision.RECORD_AND_SAMPLE, Decision.DROP
             return lambda trace_id: sample if trace_id & limit < bound else drop
+        if method is ProbabilitySampler.should_sample and root:
+            threshold = delegate.threshold  # type: ignore[attr-defined]
+            return lambda trace_id: sample if trace_id & RANDOMNESS_MASK >= threshold else drop
         return None
 
+    if type(sampler) is KeepSampler:  # recorded rather than dropped: see tracekit._keep
+        inner = _decider(sampler.sampler)
+        if inner is None:
+            return None
+        record = Decision.RECORD_ONLY
+        return lambda parent, trace_id: record if (made := inner(parent, trace_id)) is drop else made
     if type(sampler).should_sample is not ParentBased.should_sample:
         alone = plain(sampler)
         if alone is None:
@@ -250,7 +265,7 @@ def _decider(sampler: Sampler) -> Callable[[SpanContext | None, int], Decision] 
         "_local_parent_sampled",
         "_local_parent_not_sampled",
     )
-    delegates = [plain(getattr(sampler, name)) for name in names]
+    delegates = [plain(getattr(sampler, name), name == "_root") for name in names]
     if any(delegate is None for delegate in delegates):
         return None
     root, remote_sampled, remote_unsampled, local_sampled, local_unsampled = delegates
@@ -266,6 +281,14 @@ def _decider(sampler: Sampler) -> Callable[[SpanContext | None, int], Decision] 
         return chosen(trace_id)  # type: ignore[misc]
 
     return decide
+
+
+def _root_trace_state(sampler: Sampler) -> Any:
+    """The tracestate of a root span ``sampler`` samples, when it decides in line: ``ot=th:<T>``."""
+    if type(sampler) is KeepSampler:
+        sampler = sampler.sampler
+    root = getattr(sampler, "_root", None) if type(sampler) is ParentBased else sampler
+    return root.root_trace_state if type(root) is ProbabilitySampler else None
 
 
 def _attribute_store(
@@ -368,11 +391,15 @@ class Tracer(trace.Tracer):
         limits: sdk_trace.SpanLimits = tracer._span_limits
         self._sampler = tracer.sampler
         self._decide = _decider(self._sampler)
+        self._root_state = _root_trace_state(self._sampler)
         self._ids = tracer.id_generator
-        # Trace ids flagged random (W3C Trace Context Level 2) where the SDK knows the flag.
-        self._random_ids = bool(getattr(self._ids, "is_trace_id_random", bool)())
         # The SDK's default generator draws from the random module: drawn here in line.
         self._random_bits = random.getrandbits if type(self._ids) is RandomIdGenerator else None
+        # Trace ids flagged random (W3C Trace Context Level 2): those drawn here, and a
+        # generator's that says so.
+        self._random_ids = self._random_bits is not None or bool(
+            getattr(self._ids, "is_trace_id_random", bool)()
+        )
         self._processor = tracer.span_processor
         self._limits = limits
         # Known attributes go in as given when no limit could change them.
@@ -545,6 +572,11 @@ class Tracer(trace.Tracer):
         if decide is not None:
             decision = decide(parent, trace_id)
             given = attributes or _NO_ATTRIBUTES
+            if parent is None:
+                if decision is Decision.RECORD_AND_SAMPLE:
+                    trace_state = self._root_state
+            elif parent[2] and trace_state:  # a remote parent's tracestate, checked once per trace here
+                trace_state = parent_threshold_checked(trace_state, trace_id, bool(flags & _SAMPLED))
         else:
             result = self._sampler.should_sample(context, trace_id, name, kind, attributes, links)
             decision, trace_state = result.decision, result.trace_state
