@@ -190,7 +190,9 @@ def stats() -> ExportStats:
 
     Counts of spans exported, dropped (queue full), failed and rejected by the collector,
     export requests, retries and bytes sent, the spans queued now, and the last export
-    problem with its time; summed over the exporters configured (all zero before
+    problem with its time; summed over the exporters configured; and, when unsampled traces
+    are kept for their errors or slowness, how many were kept and how many the buffer
+    could not hold (all zero before
     :func:`configure`). Reading them costs nothing on the span path: the counters are
     plain integers the export thread keeps. After :func:`shutdown`, the counts of the
     configuration just shut down, until the next :func:`configure`.
@@ -198,12 +200,12 @@ def stats() -> ExportStats:
     tracing = _state.current or _last_shut_down
     if tracing is None or tracing.provider is None:
         return ExportStats()
-    parts = [
-        (processor.counters, processor.queued)
-        for processor in _processors(tracing.provider)
-        if isinstance(processor, BatchSpanProcessor)
-    ]
-    return ExportStats.total(parts)
+    from tracekit._keep import KeepProcessor
+
+    processors = _processors(tracing.provider)
+    parts = [(p.counters, p.queued) for p in processors if isinstance(p, BatchSpanProcessor)]
+    keep = [(p.kept, p.evicted) for p in processors if isinstance(p, KeepProcessor)]
+    return ExportStats.total(parts, keep)
 
 
 def _processors(provider: TracerProvider) -> tuple[Any, ...]:
@@ -245,4 +247,8 @@ def _follow_worker_processes(provider: TracerProvider) -> None:
     _exit.watch_multiprocessing()
     _exit.watch_celery()
     _exit.watch_signals()
-    _uwsgi.follow(lambda: import_export_modules(p.exporter for p in _processors(provider)))
+    _uwsgi.follow(
+        lambda: import_export_modules(
+            p.exporter for p in _processors(provider) if isinstance(p, BatchSpanProcessor)
+        )
+    )

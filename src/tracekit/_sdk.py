@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace.export import SpanExporter
 from opentelemetry.sdk.version import __version__ as sdk_version
 
 from tracekit import _compat, _fork
+from tracekit._keep import KeepProcessor, KeepSampler
 from tracekit._processor import BatchSpanProcessor
 from tracekit._sampling import make_sampler
 from tracekit._settings import Settings, declarations
@@ -120,25 +121,42 @@ def _deferred_otlp_exporter(settings: Settings, sources: Mapping[str, str]) -> O
 def build_provider(settings: Settings, sources: Mapping[str, str]) -> _compat.TracerProvider:
     """A tracer provider with one batch processor per configured exporter.
 
-    Fork-safe: a forked child runs nothing of it but lock-free resets (see ``tracekit._fork``).
+    With ``keep_errors`` or ``keep_slow_ms`` set, unsampled spans are recorded too and a
+    :class:`~tracekit._keep.KeepProcessor` in front of the batch processors hands them the
+    failing and the slow traces.
+
+        Fork-safe: a forked child runs nothing of it but lock-free resets (see ``tracekit._fork``).
     """
+    keeping = settings.keep_errors or settings.keep_slow_ms is not None
+    sampler = make_sampler(settings.sampler, settings.sample_ratio)
     with _parsed_variables_hidden():
         provider = _compat.TracerProvider(
-            sampler=make_sampler(settings.sampler, settings.sample_ratio),
+            sampler=KeepSampler(sampler) if keeping else sampler,
             resource=make_resource(settings),
             shutdown_on_exit=False,
             span_limits=make_span_limits(settings),
         )
-    for exporter in make_exporters(settings, sources):
+    processors = [
+        BatchSpanProcessor(
+            exporter,
+            max_queue_size=settings.bsp_max_queue_size,
+            max_export_batch_size=settings.bsp_max_export_batch_size,
+            schedule_delay=settings.bsp_schedule_delay,
+            export_timeout=settings.bsp_export_timeout,
+        )
+        for exporter in make_exporters(settings, sources)
+    ]
+    if keeping:
         provider.add_span_processor(
-            BatchSpanProcessor(
-                exporter,
-                max_queue_size=settings.bsp_max_queue_size,
-                max_export_batch_size=settings.bsp_max_export_batch_size,
-                schedule_delay=settings.bsp_schedule_delay,
-                export_timeout=settings.bsp_export_timeout,
+            KeepProcessor(
+                processors,
+                keep_errors=settings.keep_errors,
+                slow_ms=settings.keep_slow_ms,
+                max_spans=settings.keep_buffer_spans,
             )
         )
+    for processor in processors:
+        provider.add_span_processor(processor)
     _follow_forks(provider.resource, settings.resource_attributes)
     return provider
 

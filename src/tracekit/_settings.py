@@ -440,6 +440,25 @@ class Settings:
         Number(0.0, 1.0),
         "Fraction of new traces kept by the traceidratio samplers.",
     )
+    keep_errors: bool = _setting(
+        False,
+        "TRACEKIT_KEEP_ERRORS",
+        Boolean(),
+        "Also export an unsampled local trace if one of its spans has ERROR status (docs/sampling.md).",
+    )
+    keep_slow_ms: float | None = _setting(
+        None,
+        "TRACEKIT_KEEP_SLOW_MS",
+        Number(0.0),
+        "Also export an unsampled local trace whose local root lasted at least this many milliseconds.",
+        default_doc="(off)",
+    )
+    keep_buffer_spans: int = _setting(
+        10_000,
+        "TRACEKIT_KEEP_BUFFER_SPANS",
+        Integer(1),
+        "Most spans of unsampled traces held until their local root ends; the oldest traces go first.",
+    )
     propagators: tuple[str, ...] = _setting(
         ("tracecontext", "baggage"),
         "OTEL_PROPAGATORS",

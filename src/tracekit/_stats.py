@@ -7,6 +7,7 @@ queue full), without a lock: an ``int`` field incremented by one thread never lo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 
 __all__ = ["Counters", "ExportStats"]
@@ -68,11 +69,19 @@ class ExportStats:
     last_error: str | None = None
     #: When it happened (seconds since the epoch), or ``None``.
     last_error_time: float | None = None
+    #: Unsampled traces exported because a span failed or the local root was slow
+    #: (``TRACEKIT_KEEP_ERRORS``, ``TRACEKIT_KEEP_SLOW_MS``).
+    kept_traces: int = 0
+    #: Unsampled traces discarded before their local root ended, to stay within
+    #: ``TRACEKIT_KEEP_BUFFER_SPANS``.
+    keep_evicted_traces: int = 0
 
     @classmethod
-    def total(cls, parts: list[tuple[Counters, int]]) -> ExportStats:
-        """The sum of several exporters' counters, each with its queue length."""
-        sums = {field.name: 0 for field in fields(cls) if field.name not in ("last_error", "last_error_time")}
+    def total(
+        cls, parts: Sequence[tuple[Counters, int]], keep: Sequence[tuple[int, int]] = ()
+    ) -> ExportStats:
+        """Several exporters' counters summed, with their queue lengths and ``(kept, evicted)`` counts."""
+        sums = {field.name: 0 for field in fields(cls) if field.name not in _NOT_SUMMED}
         last_error, last_time = None, None
         for counters, queued in parts:
             for name in sums:
@@ -81,4 +90,15 @@ class ExportStats:
                 last_time is None or counters.last_error_time > last_time
             ):
                 last_error, last_time = counters.last_error, counters.last_error_time
-        return cls(**sums, last_error=last_error, last_error_time=last_time)
+        kept = sum(count for count, _ in keep)
+        evicted = sum(count for _, count in keep)
+        return cls(
+            **sums,
+            last_error=last_error,
+            last_error_time=last_time,
+            kept_traces=kept,
+            keep_evicted_traces=evicted,
+        )
+
+
+_NOT_SUMMED = frozenset({"last_error", "last_error_time", "kept_traces", "keep_evicted_traces"})
