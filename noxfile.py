@@ -93,6 +93,7 @@ def oldest_sdk(session: nox.Session) -> None:
         "--timeout=120",
         "tests/test_tracer.py",
         "tests/test_sampling.py",
+        "tests/test_probability_sampling.py",
         "tests/test_propagation.py",
         *session.posargs,
     )

@@ -28,9 +28,12 @@ installed.
 The same holds under an unsampled *remote* parent (the upstream service decided not to
 sample, and the context it sent is current) when the remote-parent-not-sampled sampler
 always drops as well: spans made inside then see the remote parent instead of a dropped
-local child, and both are dropped alike. The shortcut is not taken when the parent is
-recording (the user could add to it), sampled or invalid, when the sampler is anything
-else, or when the SDK's own span metrics are switched on (they count dropped spans).
+local child, and both are dropped alike, unless the remote parent's tracestate carries a
+sampling threshold (``ot=th:``) that the child would have erased. The shortcut is not taken
+when the parent is recording (the user could add to it), sampled or invalid, when the
+sampler is anything else, or when the SDK's own span metrics are switched on (they count
+dropped spans). The decision is :meth:`tracekit._tracer.Tracer.dropped_child`'s, which
+the integrations use too.
 """
 
 from __future__ import annotations
@@ -127,11 +130,10 @@ def _start(spec: _Spec, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tup
         return None
     try:
         parent_context = _get_current()
-        parent = parent_context.get(_SPAN_KEY)
-        if parent.__class__ is NonRecordingSpan:
-            dropped = _dropped
-            if (dropped[0] is parent and dropped[1] is tracer) or _child_is_dropped(tracer, parent):
-                return None
+        if parent_context.get(_SPAN_KEY).__class__ is NonRecordingSpan and tracer.dropped_child(
+            parent_context
+        ):
+            return None
         span = tracer.start_span(spec.name, parent_context, spec.kind, spec.attributes, spec.links)
     except Exception as exc:
         report(_INTEGRATION, exc)
@@ -166,35 +168,6 @@ def _end(
         span.end()
     except Exception as error:
         report(_INTEGRATION, error)
-
-
-#: The last (parent span, tracer) pair whose children were found to be dropped. The answer
-#: depends on nothing else (a span context never changes), so a loop of calls under one
-#: unsampled parent pays for the checks once.
-_dropped: tuple[object, object] = (None, None)
-#: The last tracer examined, and whether its sampler drops children of unsampled local and
-#: remote parents.
-_sampler_drops: tuple[object, tuple[bool, bool]] = (None, (False, False))
-
-
-def _child_is_dropped(tracer: trace.Tracer, parent: Span) -> bool:
-    """Whether a child of ``parent`` (a non-recording span) would be dropped by ``tracer``.
-
-    See the module docstring for why skipping the child is then invisible.
-    """
-    global _dropped, _sampler_drops
-    parent_context = parent.get_span_context()
-    if parent_context.trace_flags & _SAMPLED or not parent_context.is_valid:
-        return False
-    cached = _sampler_drops
-    if cached[0] is not tracer:
-        from tracekit._sampling import drops_children_of_unsampled_parents
-
-        cached = _sampler_drops = (tracer, drops_children_of_unsampled_parents(tracer))
-    dropped = cached[1][1] if parent_context.is_remote else cached[1][0]
-    if dropped:
-        _dropped = (parent, tracer)
-    return dropped
 
 
 # --------------------------------------------------------------------------- recorded values

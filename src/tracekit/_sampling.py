@@ -32,10 +32,12 @@ from tracekit._logging import warn_once
 __all__ = [
     "ProbabilitySampler",
     "drops_children_of_unsampled_parents",
+    "has_threshold",
     "make_sampler",
     "parent_threshold_checked",
     "probability_to_threshold",
     "randomness",
+    "unwrapped",
 ]
 
 #: 2**56: the number of distinct randomness values, and the threshold that rejects them all.
@@ -136,7 +138,51 @@ def parent_threshold_checked(trace_state: TraceState, trace_id: int, sampled: bo
     threshold = _threshold(fields)
     if sampled and threshold is not None and randomness(trace_id, trace_state) >= threshold:
         return trace_state
-    return _with_threshold(trace_state, None) or trace_state
+    return _with_threshold(trace_state, None) or TraceState()
+
+
+def has_threshold(trace_state: TraceState) -> bool:
+    """Whether ``trace_state``'s ``ot`` entry has a ``th`` sub-key."""
+    return "th" in _ot_fields(trace_state)
+
+
+class _RemoteParentThreshold(Sampler):
+    """``sampler``'s decision for a remote parent, the parent's threshold checked on the way.
+
+    The parent-based samplers pass the parent's tracestate on: this erases a ``th`` that
+    the parent's sampled flag or randomness contradicts (see :func:`parent_threshold_checked`).
+    """
+
+    def __init__(self, sampler: Sampler) -> None:
+        self.sampler = sampler
+
+    def should_sample(
+        self,
+        parent_context: Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: TraceState | None = None,
+    ) -> SamplingResult:
+        result = self.sampler.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+        state = result.trace_state
+        if not state:
+            return result
+        flags = get_current_span(parent_context).get_span_context().trace_flags
+        checked = parent_threshold_checked(state, trace_id, bool(flags & _SAMPLED_FLAG))
+        return result if checked is state else SamplingResult(result.decision, result.attributes, checked)
+
+    def get_description(self) -> str:
+        return self.sampler.get_description()
+
+
+def unwrapped(sampler: Sampler) -> Sampler:
+    """The sampler that decides for ``sampler`` (itself, or the one a threshold check wraps)."""
+    return sampler.sampler if type(sampler) is _RemoteParentThreshold else sampler
 
 
 class ProbabilitySampler(Sampler):
@@ -213,7 +259,13 @@ def make_sampler(name: str, ratio: float) -> Sampler:
         root = ALWAYS_OFF
     else:
         root = ProbabilitySampler(ratio)
-    return ParentBased(root) if name.startswith("parentbased_") else root
+    if not name.startswith("parentbased_"):
+        return root
+    return ParentBased(
+        root,
+        remote_parent_sampled=_RemoteParentThreshold(ALWAYS_ON),
+        remote_parent_not_sampled=_RemoteParentThreshold(ALWAYS_OFF),
+    )
 
 
 def drops_children_of_unsampled_parents(tracer: object) -> tuple[bool, bool]:
@@ -248,6 +300,7 @@ def drops_children_of_unsampled_parents(tracer: object) -> tuple[bool, bool]:
 
     def drops(name: str) -> bool:
         delegate = getattr(sampler, name, None)
+        delegate = unwrapped(delegate) if isinstance(delegate, Sampler) else delegate
         return isinstance(delegate, StaticSampler) and getattr(delegate, "_decision", None) is Decision.DROP
 
     local = drops("_local_parent_not_sampled")

@@ -37,6 +37,9 @@ class Unconfigured(trace.NoOpTracer):
     def set_known_attributes(self, span: trace.Span, attributes: Mapping[str, Any]) -> None:
         span.set_attributes(attributes)
 
+    def dropped_child(self, context: Context | None = None) -> trace.Span | None:
+        return None
+
 
 #: The handle returned by the first successful ``configure()``; ``None`` before and after shutdown.
 current: Tracing | None = None

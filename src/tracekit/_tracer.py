@@ -65,7 +65,14 @@ from opentelemetry.util.types import Attributes
 from tracekit import _fork
 from tracekit._keep import KeepSampler
 from tracekit._logging import warn_once
-from tracekit._sampling import RANDOMNESS_MASK, ProbabilitySampler, parent_threshold_checked
+from tracekit._sampling import (
+    RANDOMNESS_MASK,
+    ProbabilitySampler,
+    drops_children_of_unsampled_parents,
+    has_threshold,
+    parent_threshold_checked,
+    unwrapped,
+)
 
 __all__ = ["VERIFY_KNOWN_ATTRIBUTES", "Tracer"]
 
@@ -235,6 +242,7 @@ def _decider(sampler: Sampler) -> Callable[[SpanContext | None, int], Decision] 
     sample, drop = Decision.RECORD_AND_SAMPLE, Decision.DROP
 
     def plain(delegate: Sampler, root: bool = False) -> Callable[[int], Decision] | None:
+        delegate = unwrapped(delegate)  # the threshold check is in Tracer._start
         method = type(delegate).should_sample
         if method is StaticSampler.should_sample:
             fixed: Decision = delegate._decision  # type: ignore[attr-defined]
@@ -376,6 +384,8 @@ class Tracer(trace.Tracer):
             self._delegate = None
         elif type(tracer) is sdk_trace.Tracer:
             logger.debug("tracekit: integrations use the SDK's tracer as it is (%s)", reason)
+        self._drops_local, self._drops_remote = drops_children_of_unsampled_parents(self)
+        self._last_dropped: object = None
 
     def _take_over(self, tracer: trace.Tracer) -> str | None:
         """Prepare to make ``tracer``'s spans; why it cannot, or ``None``."""
@@ -445,6 +455,30 @@ class Tracer(trace.Tracer):
         if store != expected | {"_lock": store["_lock"]}:
             return "SDK attribute store fields differ"
         return None
+
+    def dropped_child(self, context: Context | None = None) -> trace.Span | None:
+        """``context``'s current span if a child of it would be dropped whatever it is; else ``None``.
+
+        True of an unsampled parent when the sampler drops every child of one (the default
+        parent-based samplers; under a remote parent only when both unsampled-parent
+        samplers drop, and the parent carries no sampling threshold the child would erase).
+        The caller then uses the parent in place of the child and makes no span: what the
+        child's context would carry (the trace id, the unsampled flag, the tracestate) is
+        the parent's already. The one difference, the span id a propagated header names, is
+        never seen, as no span of the trace is exported.
+        """
+        current: Any = _get_current_span() if context is None else context.get(_SPAN_KEY)
+        if current.__class__ is not NonRecordingSpan:
+            return None
+        if current is self._last_dropped:  # a loop under one parent pays for the checks once
+            return current
+        _, _, remote, flags, state, valid = current.get_span_context()
+        if not valid or flags & _SAMPLED:
+            return None
+        if not (self._drops_remote and not (state and has_threshold(state)) if remote else self._drops_local):
+            return None
+        self._last_dropped = current
+        return current
 
     @property
     def fast(self) -> bool:
