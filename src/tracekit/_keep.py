@@ -22,7 +22,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.sdk.util import BoundedList
-from opentelemetry.trace import Link, SpanContext, SpanKind, StatusCode, TraceFlags, TraceState
+from opentelemetry.trace import Link, Span, SpanContext, SpanKind, StatusCode, TraceFlags, TraceState
 from opentelemetry.util.types import Attributes
 
 from tracekit import _fork
@@ -64,22 +64,32 @@ class KeepSampler(Sampler):
 
 
 class _Held:
-    """The ended spans of one unsampled trace, and whether one of them failed."""
+    """One local root's unsampled spans: those ended so far, whether one failed, the verdict."""
 
-    __slots__ = ("error", "spans")
+    __slots__ = ("error", "root", "spans", "verdict")
 
-    def __init__(self) -> None:
+    def __init__(self, root: int) -> None:
+        #: The local root's span id.
+        self.root = root
         self.spans: list[ReadableSpan] = []
         self.error = False
+        #: ``None`` while the local root runs; then ``error``, ``slow`` or ``""`` (discarded).
+        self.verdict: str | None = None
+
+
+_DISCARDED = ""
 
 
 class KeepProcessor(SpanProcessor):
-    """Hold unsampled traces until their local root ends; export the failing and the slow ones.
+    """Hold unsampled local traces until their local root ends; export the failing and slow ones.
 
-    ``slow_ms`` is the local root duration from which a trace is kept (``None``: never for
-    being slow); ``max_spans`` bounds the spans held at once. Kept spans go to
-    ``downstream``, the export processors, as copies marked sampled (which is what they
-    queue) and carrying :data:`KEPT_ATTRIBUTE`.
+    A local trace is a local root (a span with no parent or a remote one) and the spans
+    started under it in this process: two requests of one trace are judged apart. Spans
+    ending after their local root follow its verdict. ``slow_ms`` is the local root duration
+    from which a trace is kept (``None``: never for being slow); ``max_spans`` bounds the
+    ended spans held at once, past which the oldest local traces are discarded whole. Kept
+    spans go to ``downstream``, the export processors, as copies marked sampled (which is
+    what they queue) and carrying :data:`KEPT_ATTRIBUTE`.
     """
 
     def __init__(
@@ -87,12 +97,12 @@ class KeepProcessor(SpanProcessor):
         downstream: Sequence[BatchSpanProcessor],
         *,
         keep_errors: bool,
-        slow_ms: float | None,
+        slow_ms: int | None,
         max_spans: int,
     ) -> None:
         self._downstream = tuple(downstream)
         self._keep_errors = keep_errors
-        self._slow_ns = None if slow_ms is None else int(slow_ms * 1_000_000)
+        self._slow_ns = None if slow_ms is None else slow_ms * 1_000_000
         self._max_spans = max(1, max_spans)
         self._lock = _fork.lock()
         self._reset()
@@ -100,62 +110,83 @@ class KeepProcessor(SpanProcessor):
 
     def _reset(self) -> None:
         # A forked child holds nothing of its parent's: those traces end in the parent.
-        self._held: dict[int, _Held] = {}
+        #: The local traces whose root still runs, oldest first, by root span id.
+        self._open: dict[int, _Held] = {}
+        #: The local trace of every unsampled span started and not yet ended, by span id.
+        self._trace_of: dict[int, _Held] = {}
         self._held_spans = 0
-        #: Unsampled traces exported because a span failed or the local root was slow.
+        #: Unsampled local traces exported because a span failed or the local root was slow.
         self.kept = 0
-        #: Unsampled traces discarded unjudged because the buffer was full.
+        #: Unsampled local traces discarded before their root ended, the buffer being full.
         self.evicted = 0
 
     @property
     def held_spans(self) -> int:
-        """Spans held now, waiting for their local root to end."""
+        """Ended spans held now, waiting for their local root to end."""
         return self._held_spans
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        context = span.get_span_context()
+        if context.trace_flags & _SAMPLED:
+            return  # sampled spans are the export processors' already
+        parent = span.parent if isinstance(span, ReadableSpan) else None
+        span_id = context.span_id
+        with self._lock:
+            if parent is None or parent.is_remote:
+                held = self._open[span_id] = _Held(span_id)
+            else:
+                found = self._trace_of.get(parent.span_id)
+                if found is None:  # its local trace was evicted, or started before keeping did
+                    return
+                held = found
+            self._trace_of[span_id] = held
 
     def on_end(self, span: ReadableSpan) -> None:
         context = span.context
         if context is None or context.trace_flags & _SAMPLED:
-            return  # sampled spans are the export processors' already
-        parent = span.parent
-        trace_id = context.trace_id
-        failed = span.status.status_code is _ERROR
+            return
         with self._lock:
-            if parent is not None and not parent.is_remote:
-                held = self._held.get(trace_id)
-                if held is None:
-                    held = self._held[trace_id] = _Held()
-                held.spans.append(span)
-                held.error = held.error or failed
-                self._held_spans += 1
-                if self._held_spans > self._max_spans:
-                    self._evict()
+            held = self._trace_of.pop(context.span_id, None)
+            if held is None or held.verdict == _DISCARDED:
                 return
-            held = self._held.pop(trace_id, None)  # the local root: the trace is judged now
-            if held is not None:
-                self._held_spans -= len(held.spans)
-        spans = [span] if held is None else [*held.spans, span]
-        reason = self._reason(failed or (held is not None and held.error), span)
-        if reason is not None:
-            self._export(spans, reason)
+            if held.verdict is None:
+                held.spans.append(span)
+                held.error = held.error or span.status.status_code is _ERROR
+                if context.span_id != held.root:
+                    self._held_spans += 1
+                    if self._held_spans > self._max_spans:
+                        self._evict()
+                    return
+                # The local root ended: the trace is judged now.
+                del self._open[held.root]
+                self._held_spans -= len(held.spans) - 1
+                held.verdict = self._verdict(held, span)
+                spans, held.spans = held.spans, []
+                if held.verdict:
+                    self.kept += 1
+            else:  # a span ending after its local root, in a kept trace
+                spans = [span]
+        if held.verdict:
+            self._export(spans, held.verdict)
 
     def _evict(self) -> None:
-        """Discard the oldest traces until the held spans fit the bound again (lock held)."""
-        held = self._held
-        while self._held_spans > self._max_spans and held:
-            oldest = next(iter(held))
-            self._held_spans -= len(held.pop(oldest).spans)
+        """Discard the oldest local traces until the held spans fit again (lock held)."""
+        while self._held_spans > self._max_spans and self._open:
+            oldest = self._open.pop(next(iter(self._open)))
+            self._held_spans -= len(oldest.spans)
+            oldest.spans = []
+            oldest.verdict = _DISCARDED
             self.evicted += 1
 
-    def _reason(self, failed: bool, root: ReadableSpan) -> str | None:
-        if self._keep_errors and failed:
+    def _verdict(self, held: _Held, root: ReadableSpan) -> str:
+        if self._keep_errors and held.error:
             return "error"
         slow, start, end = self._slow_ns, root.start_time, root.end_time
         if slow is not None and start is not None and end is not None and end - start >= slow:
             return "slow"
-        return None
+        return _DISCARDED
 
     def _export(self, spans: list[ReadableSpan], reason: str) -> None:
-        self.kept += 1
         copies = [_kept_copy(span, reason) for span in spans]
         for processor in self._downstream:
             for copy in copies:
@@ -164,7 +195,11 @@ class KeepProcessor(SpanProcessor):
     def shutdown(self, timeout_millis: int = 30000) -> None:
         """Discard the traces still held: their local roots never ended."""
         with self._lock:
-            self._held.clear()
+            for held in self._open.values():
+                held.spans = []
+                held.verdict = _DISCARDED
+            self._open.clear()
+            self._trace_of.clear()
             self._held_spans = 0
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:

@@ -446,12 +446,12 @@ class Settings:
         Boolean(),
         "Also export an unsampled local trace if one of its spans has ERROR status (docs/sampling.md).",
     )
-    keep_slow_ms: float | None = _setting(
+    keep_slow_ms: int | None = _setting(
         None,
         "TRACEKIT_KEEP_SLOW_MS",
-        Number(0.0),
+        Integer(0),
         "Also export an unsampled local trace whose local root lasted at least this many milliseconds.",
-        default_doc="(off)",
+        default_doc="off",
     )
     keep_buffer_spans: int = _setting(
         10_000,
