@@ -215,7 +215,7 @@ def test_a_bad_propagators_value_does_not_stop_the_application(
     env = environment(receiver, OTEL_PROPAGATORS="tracecontext,baggagee")
     done = run([*TRACEKIT, "run", sys.executable, str(app)], env)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "['traceparent']"
+    assert done.stdout.strip() == "['traceparent', 'tracestate']"
     [warning] = done.stderr.strip().splitlines()
     assert "OTEL_PROPAGATORS" in warning
     assert "'baggagee'" in warning

@@ -233,6 +233,8 @@ class Database:
             config = self._config if self._config_for is current else self._configuration(current)
             if config is None:
                 return None
+            if config.propagate is None and (span := _state.tracer.dropped_child(context)) is not None:
+                return span, _enter_layer(True), args, kwargs
             request = describe(instance, args, kwargs)
             if request is None:
                 return None

@@ -283,6 +283,8 @@ class HttpClient:
             carrier: dict[str, str] = {}
             if config.excluded is not None and config.excluded.search(url):
                 config.inject(carrier)
+            elif (span := _state.tracer.dropped_child(context)) is not None:
+                config.inject_span(carrier, span, context)
             else:
                 name, value, original = http_method(method)
                 full = redact_url(url)

@@ -322,6 +322,9 @@ def start(
     request's ``(name, value)`` pairs for header capture (``None`` when none is captured).
     """
     try:
+        dropped = _state.tracer.dropped_child(parent)
+        if dropped is not None and not config.traceresponse:
+            return ServerRequest(config, integration, dropped, parent, method)
         name, value, original = http_method(method)
         attributes: dict[str, Any] = {
             HTTP_REQUEST_METHOD: value,

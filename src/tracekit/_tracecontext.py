@@ -120,6 +120,21 @@ def format_traceparent(span_context: SpanContext) -> str:
     return "00-%032x-%016x-%02x" % (trace_id, span_id, flags & KNOWN_FLAGS)  # noqa: UP031
 
 
+#: The last tracestate formatted, and its header value: the spans of a trace share one
+#: tracestate object, and every root a ratio sampler samples shares its ``ot=th:`` one.
+_last_tracestate: tuple[object, str] = (None, "")
+
+
+def _tracestate_header(state: TraceState) -> str:
+    """``state.to_header()``, formatted once for a run of spans that share ``state`` (it is immutable)."""
+    global _last_tracestate
+    last, header = _last_tracestate
+    if state is not last:
+        header = state.to_header()
+        _last_tracestate = (state, header)
+    return header
+
+
 class TraceContextPropagator(TextMapPropagator):
     """``traceparent`` and ``tracestate``, extracted and injected as W3C Trace Context specifies."""
 
@@ -159,7 +174,7 @@ class TraceContextPropagator(TextMapPropagator):
             return
         setter.set(carrier, TRACEPARENT, format_traceparent(span_context))
         if span_context.trace_state:
-            setter.set(carrier, TRACESTATE, span_context.trace_state.to_header())
+            setter.set(carrier, TRACESTATE, _tracestate_header(span_context.trace_state))
 
     @staticmethod
     def inject_span_context(carrier: dict[str, str], span_context: SpanContext) -> None:
@@ -169,7 +184,7 @@ class TraceContextPropagator(TextMapPropagator):
             return
         carrier[TRACEPARENT] = format_traceparent(span_context)
         if state is not _DEFAULT_TRACE_STATE and state:
-            carrier[TRACESTATE] = state.to_header()
+            carrier[TRACESTATE] = _tracestate_header(state)
 
     @property
     def fields(self) -> set[str]:

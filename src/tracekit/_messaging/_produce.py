@@ -152,26 +152,13 @@ def _start_send(producer: Producer, instance: Any, args: Args, kwargs: Kwargs) -
         params = producer.params
         bound = dict(zip(params, args, strict=False))  # extra positionals: the library raises
         bound.update(kwargs)
-        topic = bound.get("topic")
-        value = bound.get("value")
         headers = bound.get("headers")
-        attributes: Attributes = {}
-        operation_attributes(attributes, "send", "send", "publish", config.dup)
-        if isinstance(topic, str):
-            attributes[MESSAGING_DESTINATION_NAME] = topic
-        message_attributes(
-            attributes, bound.get("partition"), None, bound.get("key"), value, None, config.dup
-        )
-        client_attributes(attributes, client_of(instance, producer.client), config.dup)
-        links = None
-        if headers is not None and config.fields:
-            origin = trace.get_current_span(config.extract(headers, Context(), HEADERS)).get_span_context()
-            if origin.is_valid:
-                links = [Link(origin)]
-        name = f"send {topic}" if isinstance(topic, str) and topic else "send"
-        # The context read above is the parent: the SDK need not look it up again.
-        span = _state.tracer.start_known_span(name, parent, _PRODUCER, attributes, links)
-        context = _set_span_in_context(span, parent)
+        span = _state.tracer.dropped_child(parent)
+        if span is None:
+            span = _send_span(producer, config, instance, bound, parent)
+            context = _set_span_in_context(span, parent)
+        else:
+            context = parent
         carrier: dict[str, str] = {}
         config.inject_span(carrier, span, parent)
         if carrier:
@@ -187,6 +174,30 @@ def _start_send(producer: Producer, instance: Any, args: Args, kwargs: Kwargs) -
         if span is not None:
             span.end()
         return None
+
+
+def _send_span(
+    producer: Producer, config: Config, instance: Any, bound: dict[str, Any], parent: Context
+) -> trace.Span:
+    """The PRODUCER span of a send, with its attributes and its link to a context the message carried."""
+    topic = bound.get("topic")
+    headers = bound.get("headers")
+    attributes: Attributes = {}
+    operation_attributes(attributes, "send", "send", "publish", config.dup)
+    if isinstance(topic, str):
+        attributes[MESSAGING_DESTINATION_NAME] = topic
+    message_attributes(
+        attributes, bound.get("partition"), None, bound.get("key"), bound.get("value"), None, config.dup
+    )
+    client_attributes(attributes, client_of(instance, producer.client), config.dup)
+    links = None
+    if headers is not None and config.fields:
+        origin = trace.get_current_span(config.extract(headers, Context(), HEADERS)).get_span_context()
+        if origin.is_valid:
+            links = [Link(origin)]
+    name = f"send {topic}" if isinstance(topic, str) and topic else "send"
+    # The context read by the caller is the parent: the SDK need not look it up again.
+    return _state.tracer.start_known_span(name, parent, _PRODUCER, attributes, links)
 
 
 def _sent(producer: Producer, delivery: Delivery, result: Any) -> None:

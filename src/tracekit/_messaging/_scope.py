@@ -136,6 +136,9 @@ def process_span(config: Config, record: Record, client: Client) -> tuple[trace.
             links = [Link(carried.get_span_context())]
             if around.get_span_context().is_valid:
                 links.append(Link(around.get_span_context()))
+    dropped = _state.tracer.dropped_child(parent)
+    if dropped is not None:
+        return dropped, parent
     attributes: Attributes = {}
     operation_attributes(attributes, "process", "process", "process", config.dup)
     topic = record.topic

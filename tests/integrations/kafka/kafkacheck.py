@@ -69,6 +69,10 @@ def ids(span: ReadableSpan) -> tuple[int, int]:
     return span.context.trace_id, span.context.span_id
 
 
+#: The tracestate of a trace sampled by the default sampler at ratio 1.0 (threshold 0).
+ROOT_TRACESTATE = b"ot=th:0"
+
+
 def traceparent(span: ReadableSpan) -> bytes:
     trace_id, span_id = ids(span)
     assert span.context is not None

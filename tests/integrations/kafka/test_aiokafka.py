@@ -10,6 +10,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import RequestTimedOutError, UnknownTopicOrPartitionError
 from kafkacheck import (
+    ROOT_TRACESTATE,
     SESSION_TIMEOUT_MS,
     WAIT_SECONDS,
     Broker,
@@ -106,7 +107,11 @@ def test_send_and_wait_then_async_for_is_one_trace(broker: Broker, topic: str, s
         extra={"messaging.message.body.size": 7},
     )
     (record, current), after = inside
-    assert record.headers == (("tenant", b"acme"), ("traceparent", traceparent(sent)))
+    assert record.headers == (
+        ("tenant", b"acme"),
+        ("traceparent", traceparent(sent)),
+        ("tracestate", ROOT_TRACESTATE),
+    )
     assert (current.trace_id, current.span_id) == ids(processed)
     assert after is trace.INVALID_SPAN
     child = spans.named("reserve stock")

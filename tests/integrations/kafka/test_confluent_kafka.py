@@ -14,6 +14,7 @@ import pytest
 from confluent_kafka import DeserializingConsumer, KafkaError, SerializingProducer, TopicPartition
 from confluent_kafka.serialization import StringDeserializer, StringSerializer
 from kafkacheck import (
+    ROOT_TRACESTATE,
     SESSION_TIMEOUT_MS,
     WAIT_SECONDS,
     Broker,
@@ -122,7 +123,12 @@ def test_produce_then_poll_is_one_trace_with_the_callers_headers_kept(
         extra={"messaging.kafka.message.key": "o-1", "messaging.message.body.size": 7},
     )
     assert sorted(message.headers()) == sorted(
-        [("tenant", b"acme"), ("origin", b"web"), ("traceparent", traceparent(sent))]
+        [
+            ("tenant", b"acme"),
+            ("origin", b"web"),
+            ("traceparent", traceparent(sent)),
+            ("tracestate", ROOT_TRACESTATE),
+        ]
     )
     assert (current.trace_id, current.span_id) == ids(processed)
     assert trace.get_current_span() is trace.INVALID_SPAN
@@ -141,6 +147,7 @@ def test_list_headers_keep_their_order_and_duplicates(
         ("tenant", b"acme"),
         ("tenant", b"other"),
         ("traceparent", traceparent(sent)),
+        ("tracestate", ROOT_TRACESTATE),
     ]
     assert headers == [("tenant", b"acme"), ("tenant", b"other")]
 

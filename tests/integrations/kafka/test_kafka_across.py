@@ -17,7 +17,16 @@ import aiokafka
 import confluent_kafka
 import kafka
 import pytest
-from kafkacheck import WAIT_SECONDS, Broker, by_name, check_process, header_values, ids, traceparent
+from kafkacheck import (
+    ROOT_TRACESTATE,
+    WAIT_SECONDS,
+    Broker,
+    by_name,
+    check_process,
+    header_values,
+    ids,
+    traceparent,
+)
 from opentelemetry import trace
 
 import tracekit.kafka
@@ -117,7 +126,11 @@ def test_any_producer_to_any_consumer_is_one_trace(
     sent = spans.named(f"send {topic}")
     processed = spans.named(f"process {topic}")
     assert value == b"order"
-    assert headers == [("tenant", b"acme"), ("traceparent", traceparent(sent))]
+    assert headers == [
+        ("tenant", b"acme"),
+        ("traceparent", traceparent(sent)),
+        ("tracestate", ROOT_TRACESTATE),
+    ]
     check_process(
         processed,
         broker,

@@ -8,6 +8,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import RequestTimedOutError
 from kafkacheck import (
+    ROOT_TRACESTATE,
     SESSION_TIMEOUT_MS,
     WAIT_SECONDS,
     Broker,
@@ -104,7 +105,12 @@ def test_one_trace_from_send_to_process_with_the_callers_headers_kept(
         extra={"messaging.kafka.message.key": "o-1", "messaging.message.body.size": 7},
     )
     record, current = inside[0]
-    assert record.headers == [("tenant", b"acme"), ("tenant", b"second"), ("traceparent", traceparent(sent))]
+    assert record.headers == [
+        ("tenant", b"acme"),
+        ("tenant", b"second"),
+        ("traceparent", traceparent(sent)),
+        ("tracestate", ROOT_TRACESTATE),
+    ]
     assert (current.trace_id, current.span_id) == ids(processed)
     child = spans.named("reserve stock")
     assert child.parent is not None
