@@ -259,7 +259,8 @@ class HttpClient:
 
         Else ``(span, token, config, args, kwargs)``: call the library with these ``args``
         and ``kwargs``, then hand the rest to :meth:`ok`, or to :meth:`error` if it raised.
-        ``span`` is ``None`` for an excluded URL (its context is still injected).
+        ``span`` is ``None`` for an excluded URL and in an unsampled trace whose children are
+        dropped (the current context is still injected).
         """
         current = _state.current
         if current is None or _in_layer():
@@ -273,6 +274,13 @@ class HttpClient:
             config = self._config if self._config_for is current else self._configuration(current)
             if config is None:
                 return None
+            carrier: dict[str, str] = {}
+            dropped = _state.tracer.dropped_child(context)
+            if dropped is not None:  # an unsampled trace: its context is passed on, no span made
+                config.inject_span(carrier, dropped, context)
+                if carrier:
+                    args, kwargs = self.inject(instance, args, kwargs, carrier)
+                return None, _enter_layer(True), config, args, kwargs
             method, url, host, port = self.describe(instance, args, kwargs)
             counter = _attempts.get()
             if counter is None:
@@ -280,11 +288,8 @@ class HttpClient:
             else:
                 resend = counter[0]
                 counter[0] = resend + 1
-            carrier: dict[str, str] = {}
             if config.excluded is not None and config.excluded.search(url):
                 config.inject(carrier)
-            elif (span := _state.tracer.dropped_child(context)) is not None:
-                config.inject_span(carrier, span, context)
             else:
                 name, value, original = http_method(method)
                 full = redact_url(url)

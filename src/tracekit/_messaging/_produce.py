@@ -73,7 +73,7 @@ def _delivery_attributes(partition: Any, offset: Any, size: Any, dup: bool) -> A
 class Delivery:
     """One record being sent: its span, from the send call until the delivery report."""
 
-    __slots__ = ("args", "config", "context", "ended", "integration", "kwargs", "span", "token")
+    __slots__ = ("args", "config", "context", "ended", "integration", "kwargs", "span", "token", "watched")
 
     def __init__(
         self,
@@ -93,6 +93,9 @@ class Delivery:
         self.kwargs = kwargs
         self.ended = False
         self.token: object = None
+        #: ``False`` for a record sent in an unsampled trace with no span of its own: the
+        #: call is made with the injected headers, and nothing waits for its delivery.
+        self.watched = True
 
     def delivered(self, partition: Any = None, offset: Any = None, size: Any = None) -> None:
         """The broker has the record: record where it went and end the span."""
@@ -154,6 +157,7 @@ def _start_send(producer: Producer, instance: Any, args: Args, kwargs: Kwargs) -
         bound.update(kwargs)
         headers = bound.get("headers")
         span = _state.tracer.dropped_child(parent)
+        dropped = span is not None
         if span is None:
             span = _send_span(producer, config, instance, bound, parent)
             context = _set_span_in_context(span, parent)
@@ -166,7 +170,9 @@ def _start_send(producer: Producer, instance: Any, args: Args, kwargs: Kwargs) -
             if copied is not None:
                 args, kwargs = rebind_arg(params, args, kwargs, "headers", copied)
         delivery = Delivery(producer.integration, config, span, context, args, kwargs)
-        if producer.prepare is not None:
+        if dropped:
+            delivery.watched = False
+        elif producer.prepare is not None:
             delivery.args, delivery.kwargs = producer.prepare(instance, delivery, args, kwargs)
         return delivery
     except Exception as exc:
@@ -217,6 +223,8 @@ def send(producer: Producer) -> Callable[[Any, Any, Args, Kwargs], Any]:
         delivery = _start_send(producer, instance, args, kwargs)
         if delivery is None:
             return wrapped(*args, **kwargs)
+        if not delivery.watched:
+            return wrapped(*delivery.args, **delivery.kwargs)
         delivery.enter()
         try:
             result = wrapped(*delivery.args, **delivery.kwargs)
@@ -238,6 +246,8 @@ def async_send(producer: Producer) -> Callable[[Any, Any, Args, Kwargs], Any]:
         delivery = _start_send(producer, instance, args, kwargs)
         if delivery is None:
             return await wrapped(*args, **kwargs)
+        if not delivery.watched:
+            return await wrapped(*delivery.args, **delivery.kwargs)
         delivery.enter()
         try:
             result = await wrapped(*delivery.args, **delivery.kwargs)
