@@ -1,10 +1,10 @@
 """``python -m benchmarks [--quick] [--output PATH] [NAME ...]``.
 
 NAME is a family (``decorator``, ``span``, ``propagation``, ``http-clients``,
-``http-servers``, ``kafka``, ``databases``, ``startup``, ``export``, ``fork``, ``instructions``) or one
-benchmark of a family (``decorator-sampled``, ``httpx-get``, ...); no NAME runs everything. A full run of
-everything rewrites ``docs/performance.md``; other runs print their tables and write a
-file only when ``--output`` is given.
+``http-servers``, ``kafka``, ``databases``, ``whole-request``, ``startup``, ``export``, ``fork``,
+``instructions``) or one benchmark of a family (``decorator-sampled``, ``httpx-get``, ...); no NAME
+runs everything. A full run of everything rewrites ``docs/performance.md``; other runs print their
+tables and write a file only when ``--output`` is given.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from benchmarks import (
     manual_spans,
     propagation,
     startup,
+    whole_request,
 )
 from benchmarks._budgets import evaluate
 from benchmarks._harness import Benchmark, BenchmarkResult, Scale, run_benchmark
@@ -48,6 +49,7 @@ TIMED: dict[str, Callable[[Scale], list[Benchmark]]] = {
     "http-servers": http_servers.benchmarks,
     "kafka": kafka.benchmarks,
     "databases": databases.benchmarks,
+    "whole-request": whole_request.benchmarks,
     "startup": startup.benchmarks,
 }
 #: Families with tables of their own (and, for budgets, timed results made their own way).

@@ -126,6 +126,13 @@ BUDGETS: tuple[Budget, ...] = (
         ratio_at_most(0.25),
     ),
     Budget(
+        21,
+        "unsampled-request",
+        "the whole request in an unsampled trace (SERVER + 2 HTTP + 2 queries + 1 Kafka send): "
+        "at most 0.2x the contrib packages' overhead",
+        ratio_at_most(0.2),
+    ),
+    Budget(
         6,
         "startup",
         "`tracekit run python -c pass` at most 50 ms over `import opentelemetry.sdk.trace`",

@@ -2,8 +2,10 @@
 
 Run as ``python -m benchmarks._http_server``: it prints its port on the first line of
 stdout and serves ``200 ok`` to every GET until its stdin closes (the parent exited or
-closed the pipe) or ``MAX_LIFETIME`` seconds pass. It runs in its own process so that the
-server's work never competes for the client's interpreter lock.
+closed the pipe) or ``MAX_LIFETIME`` seconds pass. A GET of ``ECHO_PATH`` gets the same
+answer plus an ``ECHO_HEADER`` header holding the request's ``traceparent`` (``none`` when
+there was none), so that a client benchmark can check what context it sent. It runs in its
+own process so that the server's work never competes for the client's interpreter lock.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-__all__ = ["MAX_LIFETIME", "main"]
+__all__ = ["ECHO_HEADER", "ECHO_PATH", "MAX_LIFETIME", "main"]
 
 MAX_LIFETIME = 900.0
 _BODY = b'{"status":"ok"}'
+ECHO_PATH = "/echo/traceparent"
+ECHO_HEADER = "X-Traceparent-Echo"
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -28,6 +32,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(_BODY)))
+        if self.path == ECHO_PATH:
+            # A header, not the body: the response is written the same way with or without one.
+            self.send_header(ECHO_HEADER, self.headers.get("traceparent") or "none")
         self.end_headers()
         self.wfile.write(_BODY)
 

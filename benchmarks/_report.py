@@ -270,6 +270,7 @@ FAMILY_TITLES = {
     "http-servers": "HTTP servers (in process)",
     "kafka": "Kafka producers",
     "databases": "Database clients",
+    "whole-request": "A whole request",
     "startup": "Start-up",
     "export": "Export throughput",
     "fork": "Forking",

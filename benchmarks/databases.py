@@ -32,7 +32,7 @@ from benchmarks._common import (
 )
 from benchmarks._harness import Benchmark, Scale, Session, Setup, Unavailable, Variant, loop
 
-__all__ = ["benchmarks"]
+__all__ = ["benchmarks", "sqlite3_client"]
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ def _setup(make: Callable[[], Client]) -> Setup:
 # ----------------------------------------------------------------------------- the clients
 
 
-def _sqlite3() -> Client:
+def sqlite3_client() -> Client:
     import sqlite3
 
     from opentelemetry.instrumentation.sqlite3 import SQLite3Instrumentor
@@ -144,7 +144,7 @@ def benchmarks(scale: Scale) -> list[Benchmark]:
             switching="in process; `tracekit.instrument('sqlite3')` / `uninstrument` and the peer's "
             "`instrument(tracer_provider=...)` / `uninstrument()` around each of their rounds, a new "
             "connection each round",
-            setup=_setup(_sqlite3),
+            setup=_setup(sqlite3_client),
             rounds=scale.rounds(15),
             iterations=scale.iterations(4000),
             warmup=200,

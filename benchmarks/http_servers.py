@@ -30,7 +30,14 @@ from benchmarks._common import (
 )
 from benchmarks._harness import Batch, Benchmark, Role, Scale, Session, Unavailable, Variant
 
-__all__ = ["benchmarks"]
+__all__ = [
+    "NO_NATIVE_TELEMETRY",
+    "ASGIExchange",
+    "asgi_scope",
+    "benchmarks",
+    "peer_propagation",
+    "tracekit_server",
+]
 
 App = Any
 
@@ -41,7 +48,7 @@ _PEER_ASGI_SPANS = 3
 # ----------------------------------------------------------------------------- ASGI
 
 
-def _asgi_scope() -> dict[str, Any]:
+def asgi_scope() -> dict[str, Any]:
     return {
         "type": "http",
         "asgi": {"version": "3.0", "spec_version": "2.3"},
@@ -58,7 +65,7 @@ def _asgi_scope() -> dict[str, Any]:
     }
 
 
-class _ASGIExchange:
+class ASGIExchange:
     """One request's receive and send channels."""
 
     __slots__ = ("requested", "status")
@@ -80,11 +87,11 @@ class _ASGIExchange:
 
 def _asgi_batch(app: App) -> Batch:
     loop = asyncio.new_event_loop()
-    base = _asgi_scope()
+    base = asgi_scope()
 
     async def requests(n: int) -> None:
         for _ in range(n):
-            exchange = _ASGIExchange()
+            exchange = ASGIExchange()
             await app(dict(base), exchange.receive, exchange.send)
             if exchange.status != 200:
                 raise RuntimeError(f"unexpected status {exchange.status}")
@@ -98,14 +105,14 @@ def _asgi_batch(app: App) -> Batch:
 
 #: FastAPI's own telemetry switches itself on as soon as a global tracer provider exists
 #: (tracekit's, here): every app is built with it off unless a variant measures it.
-_NO_NATIVE_TELEMETRY = {"tracing": False, "metrics": False, "logs": False}
+NO_NATIVE_TELEMETRY = {"tracing": False, "metrics": False, "logs": False}
 
 
 def _fastapi_app(**telemetry: Any) -> App:
     from fastapi import FastAPI
 
     try:
-        app = FastAPI(telemetry={**_NO_NATIVE_TELEMETRY, **telemetry})  # type: ignore[typeddict-item, arg-type, unused-ignore]
+        app = FastAPI(telemetry={**NO_NATIVE_TELEMETRY, **telemetry})  # type: ignore[typeddict-item, arg-type, unused-ignore]
     except TypeError as exc:  # a FastAPI without native telemetry
         if telemetry:
             raise Unavailable(f"this FastAPI has no native telemetry: {exc}") from exc
@@ -212,12 +219,12 @@ def _app_session(
     return session
 
 
-def _peer_propagation() -> AbstractContextManager[None]:
+def peer_propagation() -> AbstractContextManager[None]:
     """OpenTelemetry's default propagator for a peer's rounds (tracekit's is the global one)."""
     return global_propagator(opentelemetry_propagator())
 
 
-def _tracekit_server(names: Sequence[str]) -> Callable[[], AbstractContextManager[object]]:
+def tracekit_server(names: Sequence[str]) -> Callable[[], AbstractContextManager[object]]:
     """The first of ``names`` that tracekit knows as an integration, switched on."""
 
     @contextmanager
@@ -258,9 +265,9 @@ def _fastapi() -> Iterator[Sequence[Variant]]:
             return OpenTelemetryMiddleware(_fastapi_app(), tracer_provider=provider)
 
         def peer(label: str, role: Role, make: Callable[[], App], spans: int) -> Variant:
-            return Variant(label, role, _app_session(make, _asgi_batch, _peer_propagation, pipeline, spans))
+            return Variant(label, role, _app_session(make, _asgi_batch, peer_propagation, pipeline, spans))
 
-        tracekit_switch = _tracekit_server(("fastapi", "starlette", "asgi"))
+        tracekit_switch = tracekit_server(("fastapi", "starlette", "asgi"))
         yield [
             Variant("bare", "bare", _app_session(_fastapi_app, _asgi_batch)),
             Variant(
@@ -306,17 +313,17 @@ def _flask() -> Iterator[Sequence[Variant]]:
             Variant(
                 "tracekit",
                 "tracekit",
-                _app_session(_flask_app, _wsgi_batch, _tracekit_server(("flask", "wsgi")), tracekit_pipeline),
+                _app_session(_flask_app, _wsgi_batch, tracekit_server(("flask", "wsgi")), tracekit_pipeline),
             ),
             Variant(
                 "opentelemetry-instrumentation-flask",
                 "peer",
-                _app_session(peer_app, _wsgi_batch, _peer_propagation, pipeline),
+                _app_session(peer_app, _wsgi_batch, peer_propagation, pipeline),
             ),
             Variant(
                 "opentelemetry-instrumentation-wsgi middleware",
                 "reference",
-                _app_session(middleware_app, _wsgi_batch, _peer_propagation, pipeline),
+                _app_session(middleware_app, _wsgi_batch, peer_propagation, pipeline),
             ),
         ]
 

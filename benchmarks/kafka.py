@@ -32,7 +32,7 @@ from benchmarks._common import (
 )
 from benchmarks._harness import Batch, Benchmark, Scale, Session, Setup, Unavailable, Variant
 
-__all__ = ["benchmarks"]
+__all__ = ["benchmarks", "confluent_kafka_client", "local_broker"]
 
 TOPIC = "benchmark-orders"
 VALUE = b"x" * 100
@@ -126,7 +126,7 @@ def _kafka_python() -> Client:
     )
 
 
-def _confluent_kafka() -> Client:
+def confluent_kafka_client() -> Client:
     import confluent_kafka
     from opentelemetry.instrumentation.confluent_kafka import ConfluentKafkaInstrumentor
 
@@ -152,7 +152,7 @@ def _confluent_kafka() -> Client:
 def benchmarks(scale: Scale) -> list[Benchmark]:
     clients = (
         (_kafka_python, "kafka-python", "`KafkaProducer.send()`"),
-        (_confluent_kafka, "confluent-kafka", "`Producer.produce()`"),
+        (confluent_kafka_client, "confluent-kafka", "`Producer.produce()`"),
     )
     return [
         Benchmark(
