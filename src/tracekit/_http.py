@@ -22,7 +22,7 @@ and headers are in; reading a streamed body is not part of the span.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from contextvars import ContextVar, Token
 from typing import Any
 
@@ -447,12 +447,21 @@ def sync_resend_scope(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -
         _attempts.reset(token)
 
 
-async def async_resend_scope(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
-    """:func:`sync_resend_scope` for a coroutine function."""
-    if _state.current is None or _attempts.get() is not None:
-        return await wrapped(*args, **kwargs)
+def async_resend_scope(wrapped: Any, instance: Any, args: Args, kwargs: Kwargs) -> Any:
+    """:func:`sync_resend_scope` for a coroutine function.
+
+    Where no request will be numbered (tracekit off, a scope already open, an unsampled
+    trace whose spans are not made) the library's own coroutine is handed back, with no
+    coroutine of tracekit's around it.
+    """
+    if _state.current is None or _attempts.get() is not None or _state.tracer.dropped_child():
+        return wrapped(*args, **kwargs)
+    return _numbered(wrapped(*args, **kwargs))
+
+
+async def _numbered(call: Awaitable[Any]) -> Any:
     token = _attempts.set([0])
     try:
-        return await wrapped(*args, **kwargs)
+        return await call
     finally:
         _attempts.reset(token)

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
 from opentelemetry import context as otel_context
+from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import Getter
 
 from tracekit._http_server import (
@@ -85,7 +86,18 @@ def traced(integration: str, kind: str, app: ASGIApp, scope: Scope, receive: Rec
     scope[KEY] = request
     if request is None:
         return app(scope, receive, send)
+    if not (request.config.traceresponse or request.span.is_recording()):
+        return _in_context(request.context, app, scope, receive, send)  # nothing to record
     return _serve(request, app, scope, receive, send)
+
+
+async def _in_context(context: Context, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    """``app`` run in the request's ``context`` (an unsampled trace's: no span to complete)."""
+    token = _attach(context)
+    try:
+        await app(scope, receive, send)
+    finally:
+        _detach(token)
 
 
 def _begin(config: ServerConfig, integration: str, scope: Scope) -> ServerRequest | None:
