@@ -324,7 +324,8 @@ def start(
     try:
         dropped = _state.tracer.dropped_child(parent)
         if dropped is not None and not config.traceresponse:
-            return ServerRequest(config, integration, dropped, parent, method)
+            context = trace.set_span_in_context(dropped, parent)
+            return ServerRequest(config, integration, dropped, context, method)
         name, value, original = http_method(method)
         attributes: dict[str, Any] = {
             HTTP_REQUEST_METHOD: value,

@@ -457,25 +457,31 @@ class Tracer(trace.Tracer):
         return None
 
     def dropped_child(self, context: Context | None = None) -> trace.Span | None:
-        """``context``'s current span if a child of it would be dropped whatever it is; else ``None``.
+        """What stands for a child of ``context``'s current span that would be dropped whatever
+        it is; ``None`` if it might not be.
 
         True of an unsampled parent when the sampler drops every child of one (the default
         parent-based samplers; under a remote parent only when both unsampled-parent
         samplers drop, and the parent carries no sampling threshold the child would erase).
-        The caller then uses the parent in place of the child and makes no span: what the
-        child's context would carry (the trace id, the unsampled flag, the tracestate) is
-        the parent's already. The one difference, the span id a propagated header names, is
-        never seen, as no span of the trace is exported.
+        The caller then makes no span: under a local parent the parent itself stands for the
+        child, as what the child's context would carry (trace id, unsampled flag,
+        tracestate) is the parent's already; under a remote parent, a non-recording span
+        with a span id of its own, as W3C Trace Context has a service pass on its own id,
+        not its caller's. Either way nothing of the trace is exported.
         """
         current: Any = _get_current_span() if context is None else context.get(_SPAN_KEY)
         if current.__class__ is not NonRecordingSpan:
             return None
         if current is self._last_dropped:  # a loop under one parent pays for the checks once
             return current
-        _, _, remote, flags, state, valid = current.get_span_context()
+        trace_id, _, remote, flags, state, valid = current.get_span_context()
         if not valid or flags & _SAMPLED:
             return None
-        if not (self._drops_remote and not (state and has_threshold(state)) if remote else self._drops_local):
+        if remote:
+            if not self._drops_remote or (state and has_threshold(state)):
+                return None
+            return NonRecordingSpan(_span_context(trace_id, random.getrandbits(64) or 1, flags, state))
+        if not self._drops_local:
             return None
         self._last_dropped = current
         return current

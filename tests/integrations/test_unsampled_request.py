@@ -288,10 +288,16 @@ def test_an_unsampled_request_makes_no_span_and_passes_the_callers_context_on(
     body, response_headers = service.request(order, headers)
     check_body(body)  # no sqlcommenter: the statement reached PostgreSQL as written
     assert "traceresponse" not in response_headers
-    for call in service.calls(order):
-        assert call["traceparent"] == UNSAMPLED
+    # The caller's trace and decision, under a parent id of this service's own (W3C Trace
+    # Context): one stand-in for the request, named by every call it makes.
+    calls = service.calls(order)
+    stand_in = calls[0]["traceparent"]
+    assert re.fullmatch(f"00-{TRACE}-[0-9a-f]{{16}}-00", stand_in)
+    assert stand_in not in (UNSAMPLED, f"00-{TRACE}-{'0' * 16}-00")
+    for call in calls:
+        assert call["traceparent"] == stand_in
         assert call.get("tracestate") == tracestate
-    expected = [("tenant", b"acme"), ("traceparent", UNSAMPLED.encode())]
+    expected = [("tenant", b"acme"), ("traceparent", stand_in.encode())]
     if tracestate:
         expected.append(("tracestate", tracestate.encode()))
     assert sent_headers(service, order) == expected
@@ -490,8 +496,13 @@ def test_processing_an_unsampled_message_makes_no_span_and_runs_in_its_context(
     with capture_spans(instrument=[library]) as recorder:
         started = span_starts(monkeypatch)
         CONSUMERS[library](broker, topic, work)
-        message = (TRACE, PARENT, 0, True, TRACESTATE)
-        assert inside == [message, False, message, message]
+        # The message's trace and decision, under a local stand-in for the process span
+        # (an id of its own, as a W3C Trace Context participant passes on).
+        stand_in = inside[0]
+        assert stand_in[0] == TRACE
+        assert stand_in[1] not in (PARENT, "0" * 16)
+        assert stand_in[2:] == (0, False, TRACESTATE)
+        assert inside == [stand_in, False, stand_in, stand_in]
         assert trace.get_current_span() is trace.INVALID_SPAN
         assert started == []
         assert no_spans(recorder) == []
@@ -540,14 +551,18 @@ def test_with_sqlcommenter_a_query_under_an_unsampled_parent_still_carries_its_c
     assert comment is not None, statement  # what PostgreSQL itself received
     assert comment.group(1) != "0" * 16
     check_body(body, statement)
-    # The other calls took the shortcut all the same: the caller's context, as it came.
-    assert [(call["traceparent"], call["tracestate"]) for call in service.calls(order)] == [
-        (UNSAMPLED, TRACESTATE),
-        (UNSAMPLED, TRACESTATE),
+    # The other calls took the shortcut all the same: the request's stand-in, flags 00.
+    calls = service.calls(order)
+    stand_in = calls[0]["traceparent"]
+    assert re.fullmatch(f"00-{TRACE}-[0-9a-f]{{16}}-00", stand_in)
+    assert stand_in != UNSAMPLED
+    assert [(call["traceparent"], call["tracestate"]) for call in calls] == [
+        (stand_in, TRACESTATE),
+        (stand_in, TRACESTATE),
     ]
     assert sent_headers(service, order) == [
         ("tenant", b"acme"),
-        ("traceparent", UNSAMPLED.encode()),
+        ("traceparent", stand_in.encode()),
         ("tracestate", TRACESTATE.encode()),
     ]
     # Only the two queries made a span (unsampled, never exported): the one the comment names.

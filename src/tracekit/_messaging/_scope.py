@@ -138,7 +138,7 @@ def process_span(config: Config, record: Record, client: Client) -> tuple[trace.
                 links.append(Link(around.get_span_context()))
     dropped = _state.tracer.dropped_child(parent)
     if dropped is not None:
-        return dropped, parent
+        return dropped, trace.set_span_in_context(dropped, parent)
     attributes: Attributes = {}
     operation_attributes(attributes, "process", "process", "process", config.dup)
     topic = record.topic
