@@ -20,13 +20,13 @@ from typing import TypeVar
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
-from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+from opentelemetry.sdk.trace.sampling import Decision, SamplingResult
 from opentelemetry.sdk.util import BoundedList
-from opentelemetry.trace import Link, Span, SpanContext, SpanKind, StatusCode, TraceFlags, TraceState
-from opentelemetry.util.types import Attributes
+from opentelemetry.trace import Span, SpanContext, StatusCode, TraceFlags
 
 from tracekit import _fork
 from tracekit._processor import BatchSpanProcessor
+from tracekit._sampling import AdjustingSampler
 
 __all__ = ["KEPT_ATTRIBUTE", "KeepProcessor", "KeepSampler"]
 
@@ -36,25 +36,10 @@ _SAMPLED = TraceFlags.SAMPLED
 _ERROR = StatusCode.ERROR
 
 
-class KeepSampler(Sampler):
+class KeepSampler(AdjustingSampler):
     """``sampler``'s decisions, every ``DROP`` made ``RECORD_ONLY``: recorded, not sampled."""
 
-    def __init__(self, sampler: Sampler) -> None:
-        self.sampler = sampler
-
-    def should_sample(
-        self,
-        parent_context: Context | None,
-        trace_id: int,
-        name: str,
-        kind: SpanKind | None = None,
-        attributes: Attributes = None,
-        links: Sequence[Link] | None = None,
-        trace_state: TraceState | None = None,
-    ) -> SamplingResult:
-        result = self.sampler.should_sample(
-            parent_context, trace_id, name, kind, attributes, links, trace_state
-        )
+    def adjust(self, result: SamplingResult, parent_context: Context | None, trace_id: int) -> SamplingResult:
         if result.decision is not Decision.DROP:
             return result
         return SamplingResult(Decision.RECORD_ONLY, result.attributes, result.trace_state)

@@ -30,6 +30,7 @@ from opentelemetry.util.types import Attributes
 from tracekit._logging import warn_once
 
 __all__ = [
+    "AdjustingSampler",
     "ProbabilitySampler",
     "drops_children_of_unsampled_parents",
     "has_threshold",
@@ -146,12 +147,8 @@ def has_threshold(trace_state: TraceState) -> bool:
     return "th" in _ot_fields(trace_state)
 
 
-class _RemoteParentThreshold(Sampler):
-    """``sampler``'s decision for a remote parent, the parent's threshold checked on the way.
-
-    The parent-based samplers pass the parent's tracestate on: this erases a ``th`` that
-    the parent's sampled flag or randomness contradicts (see :func:`parent_threshold_checked`).
-    """
+class AdjustingSampler(Sampler):
+    """Another sampler's results, each adjusted by :meth:`adjust` (what a subclass writes)."""
 
     def __init__(self, sampler: Sampler) -> None:
         self.sampler = sampler
@@ -169,15 +166,30 @@ class _RemoteParentThreshold(Sampler):
         result = self.sampler.should_sample(
             parent_context, trace_id, name, kind, attributes, links, trace_state
         )
+        return self.adjust(result, parent_context, trace_id)
+
+    def adjust(self, result: SamplingResult, parent_context: Context | None, trace_id: int) -> SamplingResult:
+        """``result``, or the result to use instead."""
+        raise NotImplementedError
+
+    def get_description(self) -> str:
+        return self.sampler.get_description()
+
+
+class _RemoteParentThreshold(AdjustingSampler):
+    """``sampler``'s decision for a remote parent, the parent's threshold checked on the way.
+
+    The parent-based samplers pass the parent's tracestate on: this erases a ``th`` that
+    the parent's sampled flag or randomness contradicts (see :func:`parent_threshold_checked`).
+    """
+
+    def adjust(self, result: SamplingResult, parent_context: Context | None, trace_id: int) -> SamplingResult:
         state = result.trace_state
         if not state:
             return result
         flags = get_current_span(parent_context).get_span_context().trace_flags
         checked = parent_threshold_checked(state, trace_id, bool(flags & _SAMPLED_FLAG))
         return result if checked is state else SamplingResult(result.decision, result.attributes, checked)
-
-    def get_description(self) -> str:
-        return self.sampler.get_description()
 
 
 def unwrapped(sampler: Sampler) -> Sampler:
