@@ -74,3 +74,22 @@ def test_the_span_field_reader_falls_back_to_the_public_properties(monkeypatch: 
     # An SDK whose spans keep their fields under other names: the probe fails, the public path is used.
     monkeypatch.setattr(_compat, "_private_span_fields", operator.attrgetter("_no_such_field"))
     assert _compat.span_fields_reader() is _compat._read_public
+
+
+def test_trace_state_keeps_the_entries_as_given() -> None:
+    # The installed API's TraceState reads them back from the private dict tracekit fills.
+    assert _compat._GIVEN_ENTRIES
+    entries = [("foo@", "1"), ("0z", "2"), ("k" * 256, "3"), ("ot", "th:c")]
+    state = _compat.trace_state(entries)
+    assert list(state.items()) == entries
+    assert state["foo@"] == "1"
+    assert "0z" in state
+    assert len(state) == 4
+    assert state.to_header() == f"foo@=1,0z=2,{'k' * 256}=3,ot=th:c"
+
+
+def test_trace_state_falls_back_to_the_apis_constructor(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_compat, "_GIVEN_ENTRIES", False)
+    state = _compat.trace_state([("foo@", "1"), ("bar", "2")])
+    # Level 1's grammar, as the API checks it: the Level 2 key is dropped, the rest kept.
+    assert list(state.items()) == [("bar", "2")]

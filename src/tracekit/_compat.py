@@ -9,14 +9,21 @@ from __future__ import annotations
 
 import operator
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk import trace as sdk_trace
 from opentelemetry.sdk.resources import Resource
+from opentelemetry.trace import TraceState
 
-__all__ = ["SpanFields", "TracerProvider", "replace_resource_attributes", "span_fields_reader"]
+__all__ = [
+    "SpanFields",
+    "TracerProvider",
+    "replace_resource_attributes",
+    "span_fields_reader",
+    "trace_state",
+]
 
 
 class TracerProvider(sdk_trace.TracerProvider):
@@ -109,3 +116,30 @@ def span_fields_reader() -> Callable[[sdk_trace.ReadableSpan], SpanFields]:
     if fast[:6] != slow[:6] or dict(fast[6]) != dict(slow[6]) or fast[7:] != slow[7:]:
         return _read_public
     return _read_private
+
+
+def _keeps_given_entries() -> bool:
+    """Whether a ``TraceState`` given its entries in ``_dict`` reads them back as given."""
+    try:
+        probe = TraceState()
+        probe._dict = {"a@b@": "1", "0z": "2"}
+        return list(probe.items()) == [("a@b@", "1"), ("0z", "2")] and probe.to_header() == "a@b@=1,0z=2"
+    except Exception:
+        return False
+
+
+_GIVEN_ENTRIES = _keeps_given_entries()
+
+
+def trace_state(entries: Sequence[tuple[str, str]]) -> TraceState:
+    """A ``TraceState`` of ``entries``, already valid by W3C Trace Context Level 2, kept as given.
+
+    The API's constructor checks keys against Level 1's grammar and drops, with a warning,
+    keys Level 2 allows (``@`` anywhere after the first character, a leading digit). The
+    fallback is that constructor: those keys are then not passed on.
+    """
+    if not _GIVEN_ENTRIES:
+        return TraceState(entries)
+    state = TraceState()
+    state._dict = dict(entries)
+    return state

@@ -27,6 +27,7 @@ from opentelemetry.sdk.trace.sampling import (
 from opentelemetry.trace import Link, SpanKind, TraceState, get_current_span
 from opentelemetry.util.types import Attributes
 
+from tracekit import _compat
 from tracekit._logging import warn_once
 
 __all__ = [
@@ -115,15 +116,11 @@ def _with_threshold(trace_state: TraceState | None, th: str | None) -> TraceStat
         return trace_state
     fields.pop("th", None)
     items = ([f"th:{th}"] if th is not None else []) + [f"{key}:{value}" for key, value in fields.items()]
-    state = trace_state if trace_state is not None else TraceState()
+    others = [(key, value) for key, value in (trace_state or {}).items() if key != "ot"]
     if not items:
-        return state.delete("ot")
-    value = ";".join(items)
-    if "ot" in state:
-        return state.update("ot", value)
-    if len(state) >= 32:  # W3C: room is made by dropping the right-most member
-        state = state.delete(list(state.keys())[-1])
-    return state.add("ot", value)
+        return _compat.trace_state(others)
+    # W3C: a changed member moves to the front; room is made by dropping the right-most.
+    return _compat.trace_state([("ot", ";".join(items)), *others[:31]])
 
 
 def parent_threshold_checked(trace_state: TraceState, trace_id: int, sampled: bool) -> TraceState:

@@ -11,6 +11,9 @@ propagator in ``opentelemetry-api`` does not:
   so they are never passed on;
 * a valid ``tracestate`` is kept whatever its length (32 members of up to 256 + 256
   characters), rather than dropped above 8192 characters;
+* ``tracestate`` keys follow Level 2's grammar (a lowercase letter or digit, then up to 255
+  of ``a-z 0-9 _ - * / @``), and of a duplicated key the first member is kept (Level 2
+  lets a vendor discard duplicates) where the API drops Level 2 keys one by one;
 * a ``traceparent`` value ends at its last field: a trailing line feed makes it invalid;
 * malformed headers are dropped silently: a client cannot fill the application's log.
 
@@ -19,9 +22,8 @@ length restart the trace, as do an all-zero trace-id or parent-id; version ``00`
 exactly 55 characters; a later version is read from its first four fields when the 55th
 character ends the value or is a dash; spaces and tabs around the value are optional
 whitespace; the ``tracestate`` is read only with a valid ``traceparent``, its fields are
-combined, empty and whitespace-only members are skipped, and one invalid member, a
-duplicate key or more than 32 members drop the whole ``tracestate`` while the
-``traceparent`` is still used.
+combined, empty and whitespace-only members are skipped, and one invalid member or more
+than 32 members drop the whole ``tracestate`` while the ``traceparent`` is still used.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ from opentelemetry.propagators.textmap import (
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
 from opentelemetry.trace.span import DEFAULT_TRACE_STATE as _DEFAULT_TRACE_STATE
 
+from tracekit import _compat
+
 __all__ = [
     "KNOWN_FLAGS",
     "TraceContextPropagator",
@@ -60,12 +64,9 @@ MAX_TRACEPARENT_LENGTH = 512
 MAX_TRACESTATE_MEMBERS = 32
 
 _TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
-# key = simple-key / multi-tenant-key
-# simple-key = lcalpha 0*255( lcalpha / DIGIT / "_" / "-"/ "*" / "/" )
-# multi-tenant-key = tenant-id "@" system-id
-# tenant-id = ( lcalpha / DIGIT ) 0*240( lcalpha / DIGIT / "_" / "-"/ "*" / "/" )
-# system-id = lcalpha 0*13( lcalpha / DIGIT / "_" / "-"/ "*" / "/" )
-_KEY = r"[a-z][a-z0-9_\-*/]{0,255}|[a-z0-9][a-z0-9_\-*/]{0,240}@[a-z][a-z0-9_\-*/]{0,13}"
+# Level 2: key = ( lcalpha / DIGIT ) 0*255 ( keychar )
+# keychar = lcalpha / DIGIT / "_" / "-"/ "*" / "/" / "@"
+_KEY = r"[a-z0-9][a-z0-9_\-*/@]{0,255}"
 # value = 0*255(chr) nblk-chr ; nblk-chr = %x21-2B / %x2D-3C / %x3E-7E ; chr = %x20 / nblk-chr
 _VALUE = r"[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]"
 _MEMBER = re.compile(f"({_KEY})=({_VALUE})")
@@ -104,11 +105,13 @@ def parse_tracestate(fields: Iterable[str]) -> TraceState | None:
             if match is None:
                 return None
             key, value = match.groups()
-            if key in seen or len(pairs) == MAX_TRACESTATE_MEMBERS:
+            if key in seen:  # Level 2: a duplicate key may be discarded; the first is kept
+                continue
+            if len(pairs) == MAX_TRACESTATE_MEMBERS:
                 return None
             seen.add(key)
             pairs.append((key, value))
-    return TraceState(pairs)
+    return _compat.trace_state(pairs)
 
 
 def format_traceparent(span_context: SpanContext) -> str:
