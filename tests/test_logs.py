@@ -267,3 +267,23 @@ def test_structlog_is_never_imported_by_tracekit() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+OTEL_FORMAT = (
+    "%(message)s [trace_id=%(otelTraceID)s span_id=%(otelSpanID)s "
+    "resource.service.name=%(otelServiceName)s trace_sampled=%(otelTraceSampled)s]"
+)
+
+
+def test_opentelemetry_logging_format_strings_work_unchanged(spans: SpanRecorder, capture: Any) -> None:
+    # The fields of the default format of OpenTelemetry's logging instrumentation.
+    log, handler = capture(OTEL_FORMAT)
+    with tracekit.span("authorize_payment") as current:
+        log.info("charging card")
+    log.info("idle")
+    trace_id, span_id = ids(current)
+    assert handler.lines == [
+        f"charging card [trace_id={trace_id} span_id={span_id} "
+        "resource.service.name=tests trace_sampled=True]",
+        "idle [trace_id=0 span_id=0 resource.service.name=tests trace_sampled=False]",
+    ]

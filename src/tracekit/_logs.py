@@ -3,7 +3,9 @@
 After ``configure()`` every :class:`logging.LogRecord` carries ``trace_id`` (32 hex digits),
 ``span_id`` (16 hex digits), ``trace_sampled`` and ``service_name``. Outside a span the ids
 are empty strings and ``trace_sampled`` is ``False``, so a format string such as
-``"%(message)s trace_id=%(trace_id)s"`` always works.
+``"%(message)s trace_id=%(trace_id)s"`` always works. The same values are also set under
+the names OpenTelemetry's logging instrumentation uses (``otelTraceID``, ``otelSpanID``,
+``otelTraceSampled``, ``otelServiceName``), whose format strings then work unchanged.
 
 The factory is put in front of whatever factory was installed before (the application's,
 another library's, or the standard one) and calls it first. On shutdown it is taken out
@@ -65,6 +67,19 @@ def trace_fields() -> dict[str, Any]:
     return {"trace_id": "", "span_id": "", "trace_sampled": False, "service_name": _service_name()}
 
 
+def _record_fields() -> dict[str, Any]:
+    """:func:`trace_fields`, and the same under the names OpenTelemetry's logging
+    instrumentation gives them (``otelTraceID``, ``otelSpanID``, ``otelTraceSampled``,
+    ``otelServiceName``; ``"0"`` for the ids outside a span), so log formats written for it
+    keep working."""
+    fields = trace_fields()
+    fields["otelTraceID"] = fields["trace_id"] or "0"
+    fields["otelSpanID"] = fields["span_id"] or "0"
+    fields["otelTraceSampled"] = fields["trace_sampled"]
+    fields["otelServiceName"] = fields["service_name"]
+    return fields
+
+
 class _RecordFactory:
     """Calls the factory installed before it, then adds :func:`trace_fields` to the record."""
 
@@ -78,7 +93,7 @@ class _RecordFactory:
         record = self.previous(*args, **kwargs)
         if self.active:
             try:
-                fields = trace_fields()
+                fields = _record_fields()
                 caller = sys._getframe(1)
                 if caller.f_code is _MAKE_RECORD:
                     for key in caller.f_locals.get("extra") or ():
