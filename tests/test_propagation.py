@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import itertools
 import logging
+import os
 import string
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -831,3 +834,46 @@ def test_valid_uber_trace_id_is_read_exactly(fields: list[str], keep: bool) -> N
 def test_traceparent_examples_from_the_specification(header: str, expected: Any) -> None:
     assert _traceparent(header) == expected
     _check(make_propagator(["tracecontext"]), {"traceparent": header}, expected, keep_sentinel=True)
+
+
+_IMPORTED_FIRST = """
+import opentelemetry.propagate  # as libraries do at import, before configure()
+
+print(sorted(type(p).__name__ for p in opentelemetry.propagate.get_global_textmap()._propagators))
+import tracekit
+
+tracekit.configure(exporters=[])
+carrier = {}
+with tracekit.span("outgoing"):
+    opentelemetry.propagate.inject(carrier)
+print(sorted(carrier))
+"""
+
+
+@pytest.mark.parametrize(
+    ("propagators", "loaded", "fields"),
+    [
+        ("b3multi", ["B3MultiFormat"], ["x-b3-sampled", "x-b3-spanid", "x-b3-traceid"]),
+        (
+            "tracecontext,b3",
+            ["B3SingleFormat", "TraceContextTextMapPropagator"],
+            ["b3", "traceparent", "tracestate"],
+        ),
+    ],
+)
+def test_b3_names_load_when_the_api_reads_otel_propagators_first(
+    propagators: str, loaded: list[str], fields: list[str]
+) -> None:
+    # The API looks OTEL_PROPAGATORS names up in the opentelemetry_propagator entry points,
+    # where tracekit registers b3 and b3multi (pyproject.toml).
+    env = {**os.environ, "OTEL_PROPAGATORS": propagators}
+    done = subprocess.run(
+        [sys.executable, "-c", _IMPORTED_FIRST],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [repr(loaded), repr(fields)]
