@@ -32,13 +32,16 @@ from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, Trace
 
 from tracekit._propagation import first_value
 
-__all__ = ["B3MultiFormat", "B3SingleFormat"]
+__all__ = ["READ_FIELDS", "B3MultiFormat", "B3SingleFormat"]
 
 SINGLE = "b3"
 TRACE_ID = "x-b3-traceid"
 SPAN_ID = "x-b3-spanid"
 SAMPLED = "x-b3-sampled"
 FLAGS = "x-b3-flags"
+
+#: The header names both B3 propagators read: either encoding, whichever they write.
+READ_FIELDS = frozenset({SINGLE, TRACE_ID, SPAN_ID, SAMPLED, FLAGS})
 
 _TRACE_ID = re.compile(r"[0-9a-fA-F]{16}|[0-9a-fA-F]{32}")
 _SPAN_ID = re.compile(r"[0-9a-fA-F]{16}")

@@ -35,6 +35,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from tracekit import _state
 from tracekit._http import split_authority
+from tracekit._propagation import extracted_fields
 from tracekit._redaction import captured_headers, header_sanitizer, redact_query
 from tracekit._safety import report
 from tracekit._semconv import (
@@ -133,7 +134,7 @@ class ServerConfig:
         """The global propagator (looked up on each request: the application may replace it)."""
         textmap = self.global_textmap()
         if textmap is not self.textmap:
-            self.fields = frozenset(field.lower() for field in textmap.fields)
+            self.fields = extracted_fields(textmap.fields)
             self.field_bytes = frozenset(field.encode("latin-1") for field in self.fields)
             self.environ_fields = tuple("HTTP_" + field.upper().replace("-", "_") for field in self.fields)
             self.textmap = textmap

@@ -28,11 +28,23 @@ from opentelemetry.propagators.textmap import (
     default_setter,
 )
 
-__all__ = ["first_value", "install_global", "make_propagator", "span_injector"]
+__all__ = ["extracted_fields", "first_value", "install_global", "make_propagator", "span_injector"]
 
 #: The composite :func:`make_propagator` built last, when it holds nothing but tracekit's
 #: W3C Trace Context and W3C Baggage: ``(composite, trace context, baggage)``.
 _direct: tuple[TextMapPropagator | None, Any, TextMapPropagator | None] = (None, None, None)
+
+
+def extracted_fields(fields: Iterable[str]) -> frozenset[str]:
+    """The header names read by the propagators that write ``fields`` (lowercase).
+
+    A propagator's ``fields`` are what it writes; tracekit's B3 propagators read both B3
+    encodings, so a request carrying either one is extracted, whichever is configured.
+    """
+    from tracekit._b3 import READ_FIELDS
+
+    names = frozenset(field.lower() for field in fields)
+    return names | READ_FIELDS if not names.isdisjoint(READ_FIELDS) else names
 
 
 class _Checked(TextMapPropagator):

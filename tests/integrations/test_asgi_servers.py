@@ -432,15 +432,35 @@ def test_no_traceresponse_by_default(recorder: SpanRecorder) -> None:
     assert "traceresponse" not in response.headers
 
 
-def test_b3_headers_are_continued() -> None:
+B3_MULTI = {"X-B3-TraceId": TRACE, "X-B3-SpanId": PARENT, "X-B3-Sampled": "1"}
+B3_SINGLE = {"b3": f"{TRACE}-{PARENT}-1"}
+
+
+@pytest.mark.parametrize(
+    ("propagators", "headers"),
+    [
+        (["tracecontext", "b3multi"], B3_MULTI),
+        (["tracecontext", "baggage", "b3multi"], B3_SINGLE),
+        (["b3multi"], B3_SINGLE),
+        (["b3"], B3_MULTI),
+        (["b3"], B3_SINGLE),
+    ],
+    ids=[
+        "b3multi-reads-multi",
+        "tracecontext-baggage-b3multi-reads-single",
+        "b3multi-reads-single",
+        "b3-reads-multi",
+        "b3-reads-single",
+    ],
+)
+def test_b3_headers_are_continued_in_either_encoding(propagators: list[str], headers: dict[str, str]) -> None:
+    # B3 and the OpenTelemetry specification: a B3 propagator reads both encodings,
+    # whichever one it writes.
     with (
-        capture_spans(instrument=SERVER_INTEGRATIONS, propagators=["tracecontext", "b3multi"]) as recorder,
+        capture_spans(instrument=SERVER_INTEGRATIONS, propagators=propagators) as recorder,
         uvicorn_server(starlette_app()) as server,
     ):
-        httpx.get(
-            server.url("/items/5"),
-            headers={"X-B3-TraceId": TRACE, "X-B3-SpanId": PARENT, "X-B3-Sampled": "1"},
-        )
+        httpx.get(server.url("/items/5"), headers=headers)
         (span,) = wait_for_spans(recorder, 1)
     check_server_span(span, port=server.port, path="/items/5", route="/items/{item_id}", user_agent=UA)
     assert span.parent is not None

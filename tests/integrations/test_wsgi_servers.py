@@ -194,12 +194,23 @@ def test_flask_excluded_urls_variable(monkeypatch: pytest.MonkeyPatch) -> None:
     check_server_span(span, port=server.port, path="/health", route="/health", user_agent=UA)
 
 
-def test_flask_b3_headers_are_continued() -> None:
+@pytest.mark.parametrize(
+    ("propagators", "headers"),
+    [
+        (["b3"], {"b3": f"{TRACE}-{PARENT}-1"}),
+        (["b3"], {"X-B3-TraceId": TRACE, "X-B3-SpanId": PARENT, "X-B3-Sampled": "1"}),
+        (["tracecontext", "baggage", "b3multi"], {"b3": f"{TRACE}-{PARENT}-1"}),
+    ],
+    ids=["b3-reads-single", "b3-reads-multi", "b3multi-reads-single"],
+)
+def test_flask_b3_headers_are_continued_in_either_encoding(
+    propagators: list[str], headers: dict[str, str]
+) -> None:
     with (
-        capture_spans(instrument=SERVER_INTEGRATIONS, propagators=["b3"]) as recorder,
+        capture_spans(instrument=SERVER_INTEGRATIONS, propagators=propagators) as recorder,
         wsgi_server(flask_app()) as server,
     ):
-        httpx.get(server.url("/items/3"), headers={"b3": f"{TRACE}-{PARENT}-1"})
+        httpx.get(server.url("/items/3"), headers=headers)
         (span,) = wait_for_spans(recorder, 1)
     check_server_span(span, port=server.port, path="/items/3", route="/items/<int:item_id>", user_agent=UA)
     assert span.parent is not None
