@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import re
 import string
 import subprocess
 import sys
@@ -18,9 +19,10 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from opentelemetry import baggage, trace
+from opentelemetry import context as otel_context
 from opentelemetry.context import Context
 from opentelemetry.propagators.textmap import TextMapPropagator
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
@@ -672,6 +674,7 @@ def test_malformed_traceparent_is_ignored(header: str, tracestate: str, keep: bo
 @given(header=malformed(valid_b3_fields, "-", _b3_single), keep=st.booleans())
 @FUZZ
 def test_malformed_b3_single_header_is_ignored(header: str, keep: bool) -> None:
+    assume(header != "0")  # the bare deny, a valid header (test_b3_bare_deny_starts_an_unsampled_trace)
     _check(make_propagator(["b3"]), {"b3": header}, None, keep)
 
 
@@ -877,3 +880,78 @@ def test_b3_names_load_when_the_api_reads_otel_propagators_first(
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [repr(loaded), repr(fields)]
+
+
+@pytest.mark.parametrize(
+    ("name", "received", "sent"),
+    [
+        ("b3", {"b3": f"{TRACE_HEX}-{SPAN_HEX}-d"}, {"b3": f"{TRACE_HEX}-{{span}}-d"}),
+        (
+            "b3multi",
+            {"x-b3-traceid": TRACE_HEX, "x-b3-spanid": SPAN_HEX, "x-b3-flags": "1"},
+            {"x-b3-traceid": TRACE_HEX, "x-b3-spanid": "{span}", "x-b3-flags": "1"},
+        ),
+        (
+            "b3",
+            {"x-b3-traceid": TRACE_HEX, "x-b3-spanid": SPAN_HEX, "x-b3-flags": "1"},
+            {"b3": f"{TRACE_HEX}-{{span}}-d"},
+        ),
+    ],
+    ids=["single", "multi", "multi-in-single-out"],
+)
+def test_b3_debug_is_sampled_and_sent_on(name: str, received: dict[str, str], sent: dict[str, str]) -> None:
+    # OpenTelemetry's B3 requirements: the debug flag MUST be kept and sent on, and means sampled.
+    tracekit.configure(exporters=[], propagators=[name])
+    from opentelemetry import propagate
+
+    context = propagate.extract(received)
+    parent = trace.get_current_span(context).get_span_context()
+    assert (parent.trace_id, parent.span_id, parent.trace_flags.sampled) == (TRACE_ID, SPAN_ID, True)
+    token = otel_context.attach(context)
+    try:
+        with tracekit.span("handling") as span:
+            carrier: dict[str, str] = {}
+            propagate.inject(carrier)
+            span_hex = f"{span.get_span_context().span_id:016x}"
+            assert carrier == {key: value.replace("{span}", span_hex) for key, value in sent.items()}
+            # A trace of its own started inside is not the debug one.
+            inner = otel_context.attach(trace.set_span_in_context(trace.INVALID_SPAN))
+            try:
+                with tracekit.span("new trace") as root:
+                    assert root.get_span_context().trace_id != TRACE_ID
+                    other: dict[str, str] = {}
+                    propagate.inject(other)
+            finally:
+                otel_context.detach(inner)
+    finally:
+        otel_context.detach(token)
+    assert other
+    assert not any(value.endswith("-d") for value in other.values())
+    assert "x-b3-flags" not in other
+
+
+@pytest.mark.parametrize("name", ["b3", "b3multi"])
+def test_b3_bare_deny_starts_an_unsampled_trace(name: str) -> None:
+    # B3: a single header of "0" alone is a deny without ids; what follows is not sampled.
+    tracekit.configure(exporters=[], propagators=[name])
+    from opentelemetry import propagate
+
+    context = propagate.extract({"b3": "0"})
+    parent = trace.get_current_span(context).get_span_context()
+    assert parent.is_valid
+    assert parent.is_remote
+    assert not parent.trace_flags.sampled
+    token = otel_context.attach(context)
+    try:
+        with tracekit.span("handling") as span:
+            assert not span.is_recording()
+            carrier: dict[str, str] = {}
+            propagate.inject(carrier)
+    finally:
+        otel_context.detach(token)
+    trace_hex = f"{parent.trace_id:032x}"
+    if name == "b3":
+        assert re.fullmatch(f"{trace_hex}-[0-9a-f]{{16}}-0", carrier["b3"])
+    else:
+        assert carrier["x-b3-traceid"] == trace_hex
+        assert carrier["x-b3-sampled"] == "0"

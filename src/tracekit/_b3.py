@@ -10,16 +10,24 @@ The propagators registered as ``b3`` and ``b3multi``. They read and write what t
 
 Both read either form, the single header first; a sampling state of ``1``, ``true``,
 ``True`` or ``d``, or ``X-B3-Flags: 1``, means sampled. An id of 16 hex digits is a 64-bit
-trace id. Written: ``{trace-id}-{span-id}-{1|0}``, or the trace id, span id and sampled
-headers. One pass over the headers, no second parse.
+trace id. Written: ``{trace-id}-{span-id}-{1|0|d}``, or the trace id and span id headers with
+``X-B3-Sampled`` (or ``X-B3-Flags: 1`` for debug). One pass over the headers, no second parse.
+
+Two B3 states OpenTelemetry's trace flags cannot hold are kept as B3 asks. The debug flag
+(``d``, ``X-B3-Flags: 1``) means sampled and is sent on with the same trace (the
+OpenTelemetry specification: it MUST be preserved), kept in the context next to the trace it
+belongs to. A bare deny (``b3: 0``, no ids) starts a trace that is not sampled: the
+receiver extracts a remote parent with fresh ids and the unsampled flag, so the parent-based
+samplers drop it and downstream services receive the deny with ids.
 """
 
 from __future__ import annotations
 
+import random
 import re
 
 from opentelemetry import trace
-from opentelemetry.context import Context
+from opentelemetry.context import Context, create_key, get_value, set_value
 from opentelemetry.propagators.textmap import (
     CarrierT,
     Getter,
@@ -42,6 +50,9 @@ FLAGS = "x-b3-flags"
 
 #: The header names both B3 propagators read: either encoding, whichever they write.
 READ_FIELDS = frozenset({SINGLE, TRACE_ID, SPAN_ID, SAMPLED, FLAGS})
+
+#: The trace id of the B3 trace whose debug flag was received, in the contexts under it.
+_DEBUG_KEY = create_key("tracekit.b3.debug")
 
 _TRACE_ID = re.compile(r"[0-9a-fA-F]{16}|[0-9a-fA-F]{32}")
 _SPAN_ID = re.compile(r"[0-9a-fA-F]{16}")
@@ -71,6 +82,8 @@ class B3MultiFormat(TextMapPropagator):
             fields = single.split("-", 4)
             sampled: str | None = "1"
             if len(fields) == 1:
+                if fields[0] == "0":
+                    return _denied(context)
                 trace_id, span_id, sampled = None, None, fields[0]
             elif len(fields) in (2, 3, 4):
                 trace_id, span_id = fields[0], fields[1]
@@ -91,8 +104,11 @@ class B3MultiFormat(TextMapPropagator):
         parsed_trace, parsed_span = int(trace_id, 16), int(span_id, 16)
         if not parsed_trace or not parsed_span:
             return context
-        sampled_flags = _SAMPLED_FLAGS if sampled in _SAMPLED_VALUES or flags == "1" else _UNSAMPLED_FLAGS
+        debug = sampled == "d" or flags == "1"
+        sampled_flags = _SAMPLED_FLAGS if debug or sampled in _SAMPLED_VALUES else _UNSAMPLED_FLAGS
         span_context = SpanContext(parsed_trace, parsed_span, True, sampled_flags, TraceState())
+        if debug:
+            context = set_value(_DEBUG_KEY, parsed_trace, context)
         return trace.set_span_in_context(NonRecordingSpan(span_context), context)
 
     def inject(
@@ -106,7 +122,10 @@ class B3MultiFormat(TextMapPropagator):
             return
         setter.set(carrier, TRACE_ID, f"{span_context.trace_id:032x}")
         setter.set(carrier, SPAN_ID, f"{span_context.span_id:016x}")
-        setter.set(carrier, SAMPLED, "1" if span_context.trace_flags.sampled else "0")
+        if _debug(span_context, context):
+            setter.set(carrier, FLAGS, "1")  # debug implies accept: no X-B3-Sampled with it
+        else:
+            setter.set(carrier, SAMPLED, "1" if span_context.trace_flags.sampled else "0")
 
     @property
     def fields(self) -> set[str]:
@@ -125,9 +144,29 @@ class B3SingleFormat(B3MultiFormat):
         span_context = trace.get_current_span(context).get_span_context()
         if not span_context.is_valid:
             return
-        sampled = "1" if span_context.trace_flags.sampled else "0"
+        sampled = _single_state(span_context, context)
         setter.set(carrier, SINGLE, f"{span_context.trace_id:032x}-{span_context.span_id:016x}-{sampled}")
 
     @property
     def fields(self) -> set[str]:
         return {SINGLE}
+
+
+def _debug(span_context: SpanContext, context: Context | None) -> bool:
+    """Whether ``span_context`` belongs to a trace received with the B3 debug flag."""
+    return bool(span_context.trace_flags.sampled) and get_value(_DEBUG_KEY, context) == span_context.trace_id
+
+
+def _single_state(span_context: SpanContext, context: Context | None) -> str:
+    """The sampling state the single header sends: ``d`` (debug), ``1`` or ``0``."""
+    if _debug(span_context, context):
+        return "d"
+    return "1" if span_context.trace_flags.sampled else "0"
+
+
+def _denied(context: Context) -> Context:
+    """``context`` under a remote parent that is not sampled, for a bare B3 deny (``b3: 0``)."""
+    trace_id = random.getrandbits(128) or 1
+    span_id = random.getrandbits(64) or 1
+    span_context = SpanContext(trace_id, span_id, True, _UNSAMPLED_FLAGS, TraceState())
+    return trace.set_span_in_context(NonRecordingSpan(span_context), context)
