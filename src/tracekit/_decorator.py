@@ -32,7 +32,7 @@ local child, and both are dropped alike, unless the remote parent's tracestate c
 sampling threshold (``ot=th:``) that the child would have erased. The shortcut is not taken
 when the parent is recording (the user could add to it), sampled or invalid, when the
 sampler is anything else, or when the SDK's own span metrics are switched on (they count
-dropped spans). The decision is :meth:`tracekit._tracer.Tracer.dropped_child`'s, which
+dropped spans). The decision is :meth:`tracekit._tracer.Tracer.drops_child_of`'s, which
 the integrations use too.
 """
 
@@ -130,9 +130,8 @@ def _start(spec: _Spec, args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tup
         return None
     try:
         parent_context = _get_current()
-        if parent_context.get(_SPAN_KEY).__class__ is NonRecordingSpan and tracer.dropped_child(
-            parent_context
-        ):
+        parent = parent_context.get(_SPAN_KEY)
+        if parent.__class__ is NonRecordingSpan and tracer.drops_child_of(parent):
             return None
         span = tracer.start_span(spec.name, parent_context, spec.kind, spec.attributes, spec.links)
     except Exception as exc:

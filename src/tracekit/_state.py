@@ -40,6 +40,9 @@ class Unconfigured(trace.NoOpTracer):
     def dropped_child(self, context: Context | None = None) -> trace.Span | None:
         return None
 
+    def drops_child_of(self, parent: trace.NonRecordingSpan) -> bool:
+        return False
+
 
 #: The handle returned by the first successful ``configure()``; ``None`` before and after shutdown.
 current: Tracing | None = None

@@ -458,11 +458,8 @@ class Tracer(trace.Tracer):
 
     def dropped_child(self, context: Context | None = None) -> trace.Span | None:
         """What stands for a child of ``context``'s current span that would be dropped whatever
-        it is; ``None`` if it might not be.
+        it is; ``None`` if it might not be (see :meth:`drops_child_of`).
 
-        True of an unsampled parent when the sampler drops every child of one (the default
-        parent-based samplers; under a remote parent only when both unsampled-parent
-        samplers drop, and the parent carries no sampling threshold the child would erase).
         The caller then makes no span: under a local parent the parent itself stands for the
         child, as what the child's context would carry (trace id, unsampled flag,
         tracestate) is the parent's already; under a remote parent, a non-recording span
@@ -470,21 +467,32 @@ class Tracer(trace.Tracer):
         not its caller's. Either way nothing of the trace is exported.
         """
         current: Any = _get_current_span() if context is None else context.get(_SPAN_KEY)
-        if current.__class__ is not NonRecordingSpan:
+        if current.__class__ is not NonRecordingSpan or not self.drops_child_of(current):
             return None
-        if current is self._last_dropped:  # a loop under one parent pays for the checks once
-            return current
-        trace_id, _, remote, flags, state, valid = current.get_span_context()
+        trace_id, _, remote, flags, state, _ = current.get_span_context()
+        if remote:
+            return NonRecordingSpan(_span_context(trace_id, random.getrandbits(64) or 1, flags, state))
+        return current
+
+    def drops_child_of(self, parent: NonRecordingSpan) -> bool:
+        """Whether every child of ``parent`` would be dropped, whatever its name, kind or attributes.
+
+        True of an unsampled parent when the sampler drops every child of one (the default
+        parent-based samplers; under a remote parent only when both unsampled-parent
+        samplers drop, and the parent carries no sampling threshold the child would erase).
+        """
+        if parent is self._last_dropped:  # a loop under one parent pays for the checks once
+            return True
+        _, _, remote, flags, state, valid = parent.get_span_context()
         if not valid or flags & _SAMPLED:
-            return None
+            return False
         if remote:
             if not self._drops_remote or (state and has_threshold(state)):
-                return None
-            return NonRecordingSpan(_span_context(trace_id, random.getrandbits(64) or 1, flags, state))
-        if not self._drops_local:
-            return None
-        self._last_dropped = current
-        return current
+                return False
+        elif not self._drops_local:
+            return False
+        self._last_dropped = parent
+        return True
 
     @property
     def fast(self) -> bool:
