@@ -1,5 +1,5 @@
-"""Development tasks: ``nox -s tests``, ``oldest_sdk``, ``lint``, ``typecheck``, ``docs``, ``demo``,
-``bench``.
+"""Development tasks: ``nox -s tests``, ``oldest_sdk``, ``peers``, ``lint``, ``typecheck``, ``docs``,
+``demo``, ``bench``.
 """
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import nox
 
-nox.options.sessions = ["tests", "oldest_sdk", "lint", "typecheck", "docs"]
+nox.options.sessions = ["tests", "oldest_sdk", "peers", "lint", "typecheck", "docs"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.default_venv_backend = "venv"
 
@@ -66,6 +66,38 @@ def tests(session: nox.Session) -> None:
     """Run the test suite against real local services."""
     session.install("-e", ".", *TEST_DEPS)
     session.run("pytest", "--timeout=120", *session.posargs)
+
+
+#: OpenTelemetry's contrib instrumentors tracekit coexists with, at the SDK release they pin
+#: (the same pins as benchmarks/requirements.txt).
+PEERS = [
+    "opentelemetry-api==1.45.1",
+    "opentelemetry-sdk==1.45.1",
+    "opentelemetry-exporter-otlp==1.45.1",
+    "opentelemetry-propagator-jaeger==1.45.1",
+    "opentelemetry-instrumentation-flask==0.66b1",
+    "opentelemetry-instrumentation-fastapi==0.66b1",
+    "flask>=2.2",
+    "fastapi>=0.100",
+    "uvicorn>=0.30",
+    "websockets>=13",
+    "httpx>=0.27",
+    "pytest>=8",
+    "pytest-timeout>=2.3",
+]
+
+
+@nox.session(python=PYTHON)
+def peers(session: nox.Session) -> None:
+    """tracekit next to OpenTelemetry's contrib instrumentors (tests/peers)."""
+    session.install("-e", ".", *PEERS)
+    session.run(
+        "pytest",
+        "--timeout=120",
+        "tests/peers",
+        *session.posargs,
+        env={"TRACEKIT_TEST_PEERS": "1"},
+    )
 
 
 #: The oldest OpenTelemetry release tracekit supports (pyproject.toml's lower bounds).

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 from collections.abc import Iterator
@@ -14,6 +15,23 @@ from tracekit._logging import forget_warnings
 from tracekit.testing import OTLPReceiver, SpanRecorder, capture_spans
 
 REQUIRE_SERVICES = os.environ.get("TRACEKIT_TEST_REQUIRE_SERVICES") == "1"
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # its parent package is absent
+        return False
+
+
+#: tests/peers runs next to OpenTelemetry's contrib instrumentors, which pin opentelemetry-api
+#: and -sdk to their own release: ``nox -s peers`` installs them in an environment of its own
+#: (TRACEKIT_TEST_PEERS=1), where their absence is an error rather than an empty run.
+_PEERS = ("opentelemetry.instrumentation.flask", "opentelemetry.instrumentation.fastapi")
+if not all(_installed(module) for module in _PEERS):
+    if os.environ.get("TRACEKIT_TEST_PEERS") == "1":
+        raise RuntimeError(f"TRACEKIT_TEST_PEERS=1, but {', '.join(_PEERS)} are not all installed")
+    collect_ignore = ["peers"]
 
 # Every attribute an integration stores unvalidated in any test is checked against the SDK.
 _tracer.VERIFY_KNOWN_ATTRIBUTES = True

@@ -38,7 +38,7 @@ from tracekit._http_server import (
 )
 from tracekit._safety import report
 
-__all__ = ["TracekitMiddleware", "app_kind", "traced"]
+__all__ = ["TracekitMiddleware", "app_kind", "framework_app", "traced"]
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -251,14 +251,21 @@ def app_kind(app: Any) -> str:
 
     Middleware objects are looked through (their ``app`` attribute), a few levels deep.
     """
+    return framework_app(app)[1]
+
+
+def framework_app(app: Any) -> tuple[Any, str]:
+    """The FastAPI or Starlette application inside ``app`` (``app`` itself when there is
+    none), and its kind: ``fastapi``, ``starlette`` or ``asgi``."""
     fastapi = sys.modules.get("fastapi.applications")
     starlette = sys.modules.get("starlette.applications")
+    found = app
     for _ in range(8):
-        if fastapi is not None and isinstance(app, fastapi.FastAPI):
-            return "fastapi"
-        if starlette is not None and isinstance(app, starlette.Starlette):
-            return "starlette"
-        app = getattr(app, "app", None)
-        if app is None:
+        if fastapi is not None and isinstance(found, fastapi.FastAPI):
+            return found, "fastapi"
+        if starlette is not None and isinstance(found, starlette.Starlette):
+            return found, "starlette"
+        found = getattr(found, "app", None)
+        if found is None:
             break
-    return "asgi"
+    return app, "asgi"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tracekit._http_server import KEY
+from tracekit._http_server import KEY, instrumented_by_contrib
 from tracekit._patch import Patches
 from tracekit._safety import report
 from tracekit.integrations.asgi import traced
@@ -25,7 +25,7 @@ _MOUNT_SUFFIX = "/{path}"
 
 
 def _call(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    if kwargs or len(args) != 3:
+    if kwargs or len(args) != 3 or instrumented_by_contrib(instance):
         return wrapped(*args, **kwargs)
     return traced("fastapi", "fastapi", wrapped, *args)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from tracekit._http_server import KEY
+from tracekit._http_server import KEY, instrumented_by_contrib
 from tracekit._patch import Patches
 from tracekit._safety import guard
 from tracekit.integrations.wsgi import traced
@@ -21,7 +21,7 @@ __all__ = ["patch", "patches", "unpatch"]
 
 
 def _call(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-    if kwargs or len(args) != 2:
+    if kwargs or len(args) != 2 or instrumented_by_contrib(instance):
         return wrapped(*args, **kwargs)
     return traced("flask", "flask", wrapped, *args)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from tracekit._http_server import KEY
+from tracekit._http_server import KEY, instrumented_by_contrib
 from tracekit._patch import Patches
 from tracekit._safety import report
 from tracekit.integrations.asgi import traced
@@ -24,7 +24,12 @@ _MOUNT_SUFFIX = "/{path}"
 
 def _call(wrapped: Any, instance: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     fastapi = sys.modules.get("fastapi.applications")
-    if kwargs or len(args) != 3 or (fastapi is not None and isinstance(instance, fastapi.FastAPI)):
+    if (
+        kwargs
+        or len(args) != 3
+        or (fastapi is not None and isinstance(instance, fastapi.FastAPI))
+        or instrumented_by_contrib(instance)
+    ):
         return wrapped(*args, **kwargs)
     return traced("starlette", "starlette", wrapped, *args)
 

@@ -18,9 +18,10 @@ from typing import Any
 
 from tracekit import _state
 from tracekit._exit import flush_before_the_end
+from tracekit._http_server import instrumented_by_contrib
 from tracekit._patch import Patches
 from tracekit._safety import guard
-from tracekit.integrations.asgi import ASGIApp, Receive, Scope, Send, app_kind, traced
+from tracekit.integrations.asgi import ASGIApp, Receive, Scope, Send, framework_app, traced
 
 __all__ = ["patch", "patches", "unpatch"]
 
@@ -28,14 +29,14 @@ __all__ = ["patch", "patches", "unpatch"]
 class _Served:
     """The application uvicorn loaded, traced while the uvicorn integration is on."""
 
-    __slots__ = ("app", "kind")
+    __slots__ = ("app", "framework", "kind")
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.kind = app_kind(app)
+        self.framework, self.kind = framework_app(app)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if "uvicorn" not in _state.wanted_integrations:
+        if "uvicorn" not in _state.wanted_integrations or instrumented_by_contrib(self.framework):
             await self.app(scope, receive, send)
             return
         await traced("uvicorn", self.kind, self.app, scope, receive, send)
