@@ -93,3 +93,15 @@ def test_trace_state_falls_back_to_the_apis_constructor(monkeypatch: pytest.Monk
     state = _compat.trace_state([("foo@", "1"), ("bar", "2")])
     # Level 1's grammar, as the API checks it: the Level 2 key is dropped, the rest kept.
     assert list(state.items()) == [("bar", "2")]
+
+
+def test_only_the_contrib_mark_set_to_true_counts_as_instrumented() -> None:
+    class App:
+        pass
+
+    app = App()
+    assert not _compat.instrumented_by_contrib(app)
+    app._is_instrumented_by_opentelemetry = "yes"  # type: ignore[attr-defined]
+    assert not _compat.instrumented_by_contrib(app)
+    app._is_instrumented_by_opentelemetry = True  # type: ignore[attr-defined]
+    assert _compat.instrumented_by_contrib(app)

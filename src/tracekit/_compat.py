@@ -20,6 +20,7 @@ from opentelemetry.trace import TraceState
 __all__ = [
     "SpanFields",
     "TracerProvider",
+    "instrumented_by_contrib",
     "replace_resource_attributes",
     "span_fields_reader",
     "trace_state",
@@ -143,3 +144,13 @@ def trace_state(entries: Sequence[tuple[str, str]]) -> TraceState:
     state = TraceState()
     state._dict = dict(entries)
     return state
+
+
+def instrumented_by_contrib(app: object) -> bool:
+    """Whether an OpenTelemetry contrib instrumentor's ``instrument_app`` traces ``app``.
+
+    The contrib instrumentors (Flask, FastAPI, Starlette) mark the applications they
+    instrument with a private attribute; ``tests/peers`` pins it against them. Without the
+    mark the answer is ``False``: tracekit then traces the application too.
+    """
+    return getattr(app, "_is_instrumented_by_opentelemetry", False) is True

@@ -79,7 +79,6 @@ __all__ = [
     "ServerRequest",
     "excluded",
     "forwarded_for",
-    "instrumented_by_contrib",
     "server_config",
     "split_host",
     "start",
@@ -164,16 +163,6 @@ def server_config(kind: str) -> ServerConfig | None:
 
 #: The parent of a request that carries no propagation header: a new trace.
 ROOT = Context()
-
-
-def instrumented_by_contrib(app: object) -> bool:
-    """Whether an OpenTelemetry contrib instrumentor's ``instrument_app`` traces ``app`` already.
-
-    The contrib instrumentors mark the applications they instrument with this attribute;
-    tracekit then steps aside for them, also when the application instruments itself after
-    ``configure()`` (one SERVER span per request, the contrib one).
-    """
-    return getattr(app, "_is_instrumented_by_opentelemetry", False) is True
 
 
 def excluded(config: ServerConfig, scheme: str, host: str | None, path: str, query: str) -> bool:

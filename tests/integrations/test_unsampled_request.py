@@ -122,8 +122,8 @@ def new_topic(broker: Broker) -> str:
     return name
 
 
-def read_back(broker: Broker, topic: str) -> Any:
-    """The first record of ``topic``, read by an uninstrumented confluent-kafka consumer of its own group."""
+def _assigned_consumer(broker: Broker, topic: str, **config: Any) -> Any:
+    """A confluent-kafka consumer of a group of its own, reading ``topic`` from its start."""
     consumer = confluent_kafka.Consumer(
         {
             "bootstrap.servers": broker.bootstrap,
@@ -131,10 +131,17 @@ def read_back(broker: Broker, topic: str) -> Any:
             "auto.offset.reset": "earliest",
             "enable.auto.commit": False,
             "fetch.wait.max.ms": 100,
+            **config,
         }
     )
+    consumer.assign([confluent_kafka.TopicPartition(topic, 0, 0)])
+    return consumer
+
+
+def read_back(broker: Broker, topic: str) -> Any:
+    """The first record of ``topic``, read by an uninstrumented confluent-kafka consumer of its own group."""
+    consumer = _assigned_consumer(broker, topic)
     try:
-        consumer.assign([confluent_kafka.TopicPartition(topic, 0, 0)])
         deadline = time.monotonic() + WAIT_SECONDS
         while time.monotonic() < deadline:
             message = consumer.poll(0.5)
@@ -441,18 +448,8 @@ def _process_with_kafka_python(broker: Broker, topic: str, work: Callable[[], No
 
 
 def _process_with_confluent_kafka(broker: Broker, topic: str, work: Callable[[], None]) -> None:
-    consumer = confluent_kafka.Consumer(
-        {
-            "bootstrap.servers": broker.bootstrap,
-            "client.id": "worker",
-            "group.id": f"tracekit-{uuid.uuid4().hex[:12]}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-            "fetch.wait.max.ms": 100,
-        }
-    )
+    consumer = _assigned_consumer(broker, topic, **{"client.id": "worker"})
     try:
-        consumer.assign([confluent_kafka.TopicPartition(topic, 0, 0)])
         deadline = time.monotonic() + WAIT_SECONDS
         message = None
         while message is None and time.monotonic() < deadline:

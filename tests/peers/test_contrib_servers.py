@@ -16,6 +16,7 @@ import pytest
 from opentelemetry.trace import SpanKind
 
 from integrations.servercheck import uvicorn_server, wait_for_spans, wsgi_server
+from tracekit import _compat
 from tracekit.testing import SpanRecorder, capture_spans
 
 FLASK_SCOPE = "opentelemetry.instrumentation.flask"
@@ -117,3 +118,21 @@ def test_fastapi_instrumented_by_contrib_after_configure_has_the_contrib_spans_o
         ("GET /items/{item_id}", FASTAPI_SCOPE)
     ]
     assert {s.instrumentation_scope.name for s in spans} == {FASTAPI_SCOPE}
+
+
+def test_the_contrib_mark_is_what_compat_reads(flask_instrumentor: Any) -> None:
+    # Pins the private attribute tracekit._compat.instrumented_by_contrib reads.
+    from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+    from opentelemetry.instrumentation.flask import FlaskInstrumentor
+
+    flask_app, fastapi_app = _flask_app(), _fastapi_app()
+    assert not _compat.instrumented_by_contrib(flask_app)
+    assert not _compat.instrumented_by_contrib(fastapi_app)
+    flask_instrumentor(flask_app)
+    FastAPIInstrumentor.instrument_app(fastapi_app)
+    assert _compat.instrumented_by_contrib(flask_app)
+    assert _compat.instrumented_by_contrib(fastapi_app)
+    FlaskInstrumentor.uninstrument_app(flask_app)
+    FastAPIInstrumentor.uninstrument_app(fastapi_app)
+    assert not _compat.instrumented_by_contrib(flask_app)
+    assert not _compat.instrumented_by_contrib(fastapi_app)

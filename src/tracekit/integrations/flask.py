@@ -12,7 +12,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from tracekit._http_server import KEY, instrumented_by_contrib
+from tracekit._compat import instrumented_by_contrib
+from tracekit._http_server import KEY
 from tracekit._patch import Patches
 from tracekit._safety import guard
 from tracekit.integrations.wsgi import traced

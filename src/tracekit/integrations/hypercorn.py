@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tracekit._http_server import instrumented_by_contrib
+from tracekit._compat import instrumented_by_contrib
 from tracekit._patch import Patches
 from tracekit.integrations.asgi import Receive, Scope, Send, framework_app, traced
 

@@ -17,8 +17,8 @@ from collections.abc import Awaitable
 from typing import Any
 
 from tracekit import _state
+from tracekit._compat import instrumented_by_contrib
 from tracekit._exit import flush_before_the_end
-from tracekit._http_server import instrumented_by_contrib
 from tracekit._patch import Patches
 from tracekit._safety import guard
 from tracekit.integrations.asgi import ASGIApp, Receive, Scope, Send, framework_app, traced
