@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from fractions import Fraction
 
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace.sampling import (
@@ -66,7 +65,9 @@ def probability_to_threshold(probability: float, precision: int = PRECISION) -> 
     _, exponent = math.frexp(probability)
     digits = max(1, min(14, precision + exponent // -4))
     scale = 1 << (4 * digits)
-    rejected = int((1 - Fraction(probability)) * scale + Fraction(1, 2))  # rounded half up
+    numerator, denominator = probability.as_integer_ratio()  # exact: no float rounding
+    # (1 - probability) * scale, rounded half up, in integers.
+    rejected = (2 * (denominator - numerator) * scale + denominator) // (2 * denominator)
     rejected = min(rejected, scale - 1)  # a probability under 2**-56 still samples something
     return rejected << (4 * (14 - digits))
 
