@@ -1,9 +1,10 @@
 """Development tasks: ``nox -s tests``, ``oldest_sdk``, ``peers``, ``lint``, ``typecheck``, ``docs``,
-``demo``, ``bench``.
+``demo``, ``bench``, ``load``.
 """
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import nox
@@ -179,3 +180,14 @@ def bench(session: nox.Session) -> None:
     """Benchmarks side by side with OpenTelemetry's instrumentations; writes docs/performance.md."""
     session.install("-e", ".", "-r", "benchmarks/requirements.txt")
     session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+@nox.session(python=PYTHON)
+def load(session: nox.Session) -> None:
+    """A service under load (uvicorn, gunicorn, wrk, PostgreSQL); writes its block of docs/performance.md."""
+    if shutil.which("wrk") is None:
+        # Debian's package; the session runs as root on the project's machines.
+        session.run("apt-get", "update", "-q", external=True)
+        session.run("apt-get", "install", "-y", "-q", "wrk", external=True)
+    session.install("-e", ".", "-r", "benchmarks/load/requirements.txt")
+    session.run("python", "-m", "benchmarks.load", *session.posargs)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from benchmarks._budgets import Verdict
 from benchmarks._harness import BenchmarkResult, summarize
+from benchmarks.load._report import kept_blocks
 
 __all__ = ["Section", "format_quantity", "load_average", "render_benchmark", "render_document"]
 
@@ -259,6 +260,9 @@ def render_document(
             family = current
             parts += [f"## {FAMILY_TITLES.get(current, current)}", ""]
         parts.append(render_benchmark(section) if isinstance(section, BenchmarkResult) else section.body)
+    kept = kept_blocks(ROOT / "docs" / "performance.md")
+    if kept:
+        parts += ["", kept]
     return "\n".join(parts).rstrip() + "\n"
 
 

@@ -255,3 +255,88 @@ def test_fork_family_tables_and_budget(monkeypatch: pytest.MonkeyPatch) -> None:
     assert "| 33 spans for 30 children; 30 with their own `process.pid` |" in section.body
     assert "| 33 spans for 30 children; no `process.pid` |" in section.body
     assert "| tracekit, no span yet in the parent | failed: a child sent nothing" in section.body
+
+
+# --- the service-under-load benchmark (benchmarks/load): its parsing, pairing and report block
+
+_WRK_OUTPUT = """Running 1s test @ http://127.0.0.1:8899/plain
+  1 threads and 4 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     8.09ms    8.01ms  72.91ms   91.43%
+    Req/Sec   574.20    177.04   767.00     70.00%
+  Latency Distribution
+     50%  570.00us
+     75%    8.80ms
+     90%   13.75ms
+     99%    1.20s
+  578 requests in 1.01s, 293.70KB read
+  Socket errors: connect 0, read 2, write 0, timeout 1
+  Non-2xx or 3xx responses: 5
+Requests/sec:    570.54
+Transfer/sec:    289.90KB
+"""
+
+
+def test_wrk_output_is_read_with_its_units_and_errors() -> None:
+    from benchmarks.load._wrk import parse
+
+    result = parse(_WRK_OUTPUT)
+    assert (result.requests, result.seconds) == (578, 1.01)
+    assert result.p50 == pytest.approx(570e-6)
+    assert result.p99 == pytest.approx(1.2)
+    assert result.errors == 8
+    assert result.rate == pytest.approx(578 / 1.01)
+    with pytest.raises(ValueError, match="latency distribution"):
+        parse(_WRK_OUTPUT.replace("     50%  570.00us\n", ""))
+
+
+def _load_run(name: str, cpu_per_request: float, rate: float, expected: int = 0, unique: int = 0) -> object:
+    from benchmarks.load._run import ROUTES, RunResult, Variant
+    from benchmarks.load._wrk import WrkResult
+
+    result = RunResult(Variant(name, None if name == "untraced" else "tracekit"))
+    for route in ROUTES:
+        result.routes[route.path] = WrkResult(int(rate), 1.0, 0.01, 0.02, 0)
+        result.cpu[route.path] = cpu_per_request * int(rate)
+    result.requests, result.spans_expected, result.spans_unique = int(rate), expected, unique
+    result.spans_delivered, result.rss = unique, 64 * 2**20
+    return result
+
+
+def test_load_budgets_pair_rounds_and_count_lost_spans() -> None:
+    from benchmarks.load._report import render
+    from benchmarks.load._run import SERVERS, Settings
+
+    # Round 2 is slower for everyone: paired, tracekit 10% adds 10 µs both times.
+    results = {
+        "uvicorn": {
+            "untraced": [_load_run("untraced", 500e-6, 2000), _load_run("untraced", 900e-6, 1000)],
+            "tracekit 10%": [_load_run("tracekit 10%", 510e-6, 1900), _load_run("tracekit 10%", 910e-6, 950)],
+            "tracekit 100%": [
+                _load_run("tracekit 100%", 550e-6, 1800, expected=1800, unique=1800),
+                _load_run("tracekit 100%", 960e-6, 900, expected=900, unique=897),
+            ],
+        }
+    }
+    text = render(results, [SERVERS["uvicorn"]], Settings(), 2, 60.0, "nox -s load")
+    assert "- uvicorn `/plain`, tracekit 10%: +10 µs (limit 15 µs): met" in text
+    assert "- uvicorn `/plain`, tracekit 100%: +55 µs (limit 60 µs): met" in text
+    assert "- uvicorn, tracekit 100%: no span lost under load: not met (3 lost)" in text
+    assert "| tracekit 10% | 1,425 | 0.95x |" in text
+
+
+def test_the_load_block_survives_a_full_benchmark_rewrite(tmp_path: Path) -> None:
+    from benchmarks.load._report import kept_blocks, write_block
+
+    page = tmp_path / "performance.md"
+    page.write_text("# Performance\n\nfigures\n", encoding="utf-8")
+    write_block(page, "load", "## A service under load\n\nfirst\n")
+    write_block(page, "load", "## A service under load\n\nsecond\n")
+    write_block(page, "soak", "Soak: flat\n")
+    text = page.read_text(encoding="utf-8")
+    assert text.startswith("# Performance\n\nfigures\n\n<!-- load: begin")
+    assert "second" in text and "first" not in text
+    kept = kept_blocks(page)
+    assert kept.count("begin (written by nox -s load)") == 2
+    assert "second" in kept and "Soak: flat" in kept and "figures" not in kept
+    assert kept_blocks(tmp_path / "absent.md") == ""
