@@ -332,8 +332,29 @@ def test_sampling_and_trace_flags_match_the_sdk(sampler: Any) -> None:
         assert mine.get_span_context().trace_state == theirs.get_span_context().trace_state
         if theirs.is_recording():
             assert dict(mine.attributes) == dict(theirs.attributes)  # type: ignore[attr-defined]
+        sampled = theirs.is_recording()
         theirs.end()
         mine.end()
+        # Decided before the span is built (a server's root): the same verdict, the same trace.
+        ids.trace_ids = [trace_id]
+        kept, stand_in = ours.dropped_root(otel_context.Context())
+        if ours._decide is None:
+            assert (kept, stand_in) == (0, None)
+        elif sampled:
+            assert (kept, stand_in) == (trace_id, None)
+            root = ours.start_known_span("root", None, SpanKind.SERVER, {}, root_trace_id=kept)
+            assert root.is_recording()
+            assert root.get_span_context().trace_id == trace_id
+            assert root.get_span_context().trace_flags == mine.get_span_context().trace_flags
+            assert root.get_span_context().trace_state == mine.get_span_context().trace_state
+            root.end()
+        else:
+            assert kept == 0 and stand_in is not None and not stand_in.is_recording()
+            made = stand_in.get_span_context()
+            assert (made.trace_id, made.is_valid, made.is_remote) == (trace_id, True, False)
+            assert made.trace_flags == mine.get_span_context().trace_flags
+            assert made.trace_state == mine.get_span_context().trace_state
+            assert made.span_id != mine.get_span_context().span_id
     sampled_parent = trace.set_span_in_context(
         NonRecordingSpan(
             SpanContext(
@@ -342,6 +363,7 @@ def test_sampling_and_trace_flags_match_the_sdk(sampler: Any) -> None:
         )
     )
     for parent in (unsampled_parent, sampled_parent):
+        assert ours.dropped_root(parent) == (0, None)  # not a root
         child, theirs = (
             ours.start_span("child", parent, attributes={"k": 1}),
             sdk.start_span("child", parent, attributes={"k": 1}),

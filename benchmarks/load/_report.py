@@ -103,14 +103,17 @@ def _budgets(results: Mapping[str, Mapping[str, Sequence[RunResult]]]) -> list[s
             if base is None or runs is None:
                 continue
             added = _paired(runs, base, route) * 1e6
-            verdicts = [f"+{added:.0f} µs (limit {limit} µs): {'met' if added <= limit else 'not met'}"]
+            verdicts = [f"{added:+.0f} µs (limit {limit} µs): {'met' if added <= limit else 'not met'}"]
             if agent in by_variant:
                 peer = _paired(by_variant[agent], base, route) * 1e6
-                share = added / peer if peer > 0 else float("inf")
-                verdicts.append(
-                    f"{share:.2f}x the agent's +{peer:.0f} µs (limit {AGENT_RATIO_LIMIT}x): "
-                    f"{'met' if share <= AGENT_RATIO_LIMIT else 'not met'}"
-                )
+                if peer <= 0:
+                    verdicts.append(f"the agent added {peer:+.0f} µs: no ratio")
+                else:
+                    share = added / peer
+                    verdicts.append(
+                        f"{share:.2f}x the agent's {peer:+.0f} µs (limit {AGENT_RATIO_LIMIT}x): "
+                        f"{'met' if share <= AGENT_RATIO_LIMIT else 'not met'}"
+                    )
             lines.append(f"- {server} `{route}`, {name}: " + "; ".join(verdicts))
         for name, runs in by_variant.items():
             if any(r.spans_expected for r in runs):

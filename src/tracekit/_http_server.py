@@ -80,6 +80,7 @@ __all__ = [
     "excluded",
     "forwarded_for",
     "server_config",
+    "skipped",
     "split_host",
     "start",
 ]
@@ -301,6 +302,32 @@ class ServerRequest:
         span.end()
 
 
+def skipped(
+    config: ServerConfig, integration: str, parent: Context, method: str
+) -> tuple[ServerRequest | None, int]:
+    """What stands for a SERVER span the sampler drops whatever it holds, decided before the
+    request's details are read: ``(request, 0)``, or ``(None, trace id)`` when the span is
+    to be made (the trace id drawn for a root, ``0`` under a parent: see :func:`start`).
+
+    ``traceresponse`` names the span's own id, so with it on nothing is skipped.
+    """
+    if config.traceresponse:
+        return None, 0
+    try:
+        tracer = _state.tracer
+        dropped = tracer.dropped_child(parent)
+        root_trace_id = 0
+        if dropped is None:
+            root_trace_id, dropped = tracer.dropped_root(parent)
+            if dropped is None:
+                return None, root_trace_id
+        context = trace.set_span_in_context(dropped, parent)
+        return ServerRequest(config, integration, dropped, context, method), 0
+    except Exception as exc:
+        report(integration, exc)
+        return None, 0
+
+
 def start(
     config: ServerConfig,
     integration: str,
@@ -315,18 +342,16 @@ def start(
     user_agent: str | None,
     protocol: str | None,
     request_headers: Callable[[], Iterable[tuple[str, str]]] | None,
+    root_trace_id: int = 0,
 ) -> ServerRequest | None:
     """Start the SERVER span of a request; ``None`` if tracekit failed (reported).
 
-    ``parent`` is the extracted context; ``forwarded`` the original client named by a
-    proxy's ``Forwarded`` / ``X-Forwarded-For`` header; ``request_headers`` yields the
-    request's ``(name, value)`` pairs for header capture (``None`` when none is captured).
+    Called when :func:`skipped` skipped nothing, with the trace id it drew. ``parent`` is the
+    extracted context; ``forwarded`` the original client named by a proxy's ``Forwarded`` /
+    ``X-Forwarded-For`` header; ``request_headers`` yields the request's ``(name, value)``
+    pairs for header capture (``None`` when none is captured).
     """
     try:
-        dropped = _state.tracer.dropped_child(parent)
-        if dropped is not None and not config.traceresponse:
-            context = trace.set_span_in_context(dropped, parent)
-            return ServerRequest(config, integration, dropped, context, method)
         name, value, original = http_method(method)
         attributes: dict[str, Any] = {
             HTTP_REQUEST_METHOD: value,
@@ -375,7 +400,9 @@ def start(
                     HTTP_REQUEST_HEADER, config.capture_request, request_headers(), config.sanitize
                 )
             )
-        span = _state.tracer.start_known_span(name, parent, SpanKind.SERVER, attributes)
+        span = _state.tracer.start_known_span(
+            name, parent, SpanKind.SERVER, attributes, root_trace_id=root_trace_id
+        )
         return ServerRequest(config, integration, span, trace.set_span_in_context(span, parent), name)
     except Exception as exc:
         report(integration, exc)

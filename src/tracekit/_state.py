@@ -31,6 +31,7 @@ class Unconfigured(trace.NoOpTracer):
         attributes: Mapping[str, Any],
         links: Sequence[trace.Link] | None = (),
         start_time: int | None = None,
+        root_trace_id: int = 0,
     ) -> trace.Span:
         return trace.INVALID_SPAN
 
@@ -39,6 +40,9 @@ class Unconfigured(trace.NoOpTracer):
 
     def dropped_child(self, context: Context | None = None) -> trace.Span | None:
         return None
+
+    def dropped_root(self, context: Context | None = None) -> tuple[int, trace.Span | None]:
+        return 0, None
 
     def drops_child_of(self, parent: trace.NonRecordingSpan) -> bool:
         return False

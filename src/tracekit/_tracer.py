@@ -474,6 +474,36 @@ class Tracer(trace.Tracer):
             return NonRecordingSpan(_span_context(trace_id, random.getrandbits(64) or 1, flags, state))
         return current
 
+    def dropped_root(self, context: Context | None = None) -> tuple[int, trace.Span | None]:
+        """For a span that would be a root under ``context``: ``(0, stand-in)`` when the sampler
+        drops it whatever its name, kind or attributes, else ``(trace id, None)``.
+
+        The sampler's decision for a root rests on the trace id alone (the specification's
+        samplers, decided in line), so it is made before the caller builds anything: the
+        stand-in is a non-recording span with fresh ids that propagation passes on
+        (unsampled flag, trace id); the trace id otherwise goes to :meth:`start_known_span`
+        so that the span is the one just decided. ``(0, None)`` when ``context`` holds a
+        valid parent or the sampler must see the span.
+        """
+        decide = self._decide
+        if decide is None or self._delegate is not None:
+            return 0, None
+        if self._enabled is not _always and not self._enabled():
+            return 0, None
+        current: Any = _get_current_span() if context is None else context.get(_SPAN_KEY)
+        if (
+            current is not None
+            and (type(current) in _KNOWN_SPANS or isinstance(current, trace.Span))
+            and current.get_span_context().is_valid
+        ):
+            return 0, None
+        draw = self._random_bits
+        trace_id = (draw(128) if draw is not None else 0) or self._ids.generate_trace_id()
+        if decide(None, trace_id) is not Decision.DROP:
+            return trace_id, None
+        span_id = (draw(64) if draw is not None else 0) or self._ids.generate_span_id()
+        return 0, NonRecordingSpan(_span_context(trace_id, span_id, _FLAGS[False, self._random_ids], None))
+
     def drops_child_of(self, parent: NonRecordingSpan) -> bool:
         """Whether every child of ``parent`` would be dropped, whatever its name, kind or attributes.
 
@@ -531,12 +561,16 @@ class Tracer(trace.Tracer):
         attributes: Mapping[str, Any],
         links: Sequence[Link] | None = (),
         start_time: int | None = None,
+        root_trace_id: int = 0,
     ) -> trace.Span:
         """A span whose initial ``attributes`` are known attributes (see the module's docstring).
 
-        ``attributes`` is copied, so a cached mapping can be passed.
+        ``attributes`` is copied, so a cached mapping can be passed. ``root_trace_id`` is the
+        trace id :meth:`dropped_root` drew and kept for this span, if it is a root.
         """
-        return self._start(name, context, kind, attributes, links, start_time, True)
+        return self._start(
+            name, context, kind, attributes, links, start_time, True, root_trace_id=root_trace_id
+        )
 
     def set_known_attributes(self, span: trace.Span, attributes: Mapping[str, Any]) -> None:
         """``span.set_attributes(attributes)`` for known attributes: stored as given where it can."""
@@ -589,6 +623,7 @@ class Tracer(trace.Tracer):
         known: bool,
         record_exception: bool = True,
         set_status_on_exception: bool = True,
+        root_trace_id: int = 0,
     ) -> trace.Span:
         if self._delegate is not None:
             return self._delegate.start_span(
@@ -610,7 +645,9 @@ class Tracer(trace.Tracer):
                 parent = trace_state = None
         if parent is None:
             # A zero draw (probability 2**-128) is the invalid id: the generator draws again.
-            trace_id = (draw(128) if draw is not None else 0) or self._ids.generate_trace_id()
+            trace_id = (
+                root_trace_id or (draw(128) if draw is not None else 0) or self._ids.generate_trace_id()
+            )
             random_id = self._random_ids
         else:
             random_id = bool(flags & _RANDOM)

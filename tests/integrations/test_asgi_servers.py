@@ -27,6 +27,7 @@ from servercheck import (
 )
 
 import tracekit
+from tracekit import _state
 from tracekit.integrations.asgi import TracekitMiddleware
 from tracekit.testing import SpanRecorder, capture_spans
 
@@ -661,6 +662,23 @@ def test_an_internal_failure_leaves_the_request_untraced_and_served(
     with uvicorn_server(starlette_app()) as server:
         assert httpx.get(server.url("/items/1")).json() == {"id": 1}
     assert recorder.spans == []
+    assert [(name, str(exc)) for name, exc in guarded_errors] == [("uvicorn", "tracekit bug")]
+    guarded_errors.clear()
+
+
+def test_a_failure_deciding_early_still_serves_and_traces_the_request(
+    recorder: SpanRecorder, monkeypatch: pytest.MonkeyPatch, guarded_errors: list[Any]
+) -> None:
+    # The early sampling decision (tracekit._http_server.skipped) is only a shortcut: when it
+    # fails, the span is made the usual way.
+    def broken(context: Any = None) -> Any:
+        raise RuntimeError("tracekit bug")
+
+    monkeypatch.setattr(_state.tracer, "dropped_root", broken)
+    with uvicorn_server(starlette_app()) as server:
+        assert httpx.get(server.url("/items/1")).json() == {"id": 1}
+        (span,) = wait_for_spans(recorder, 1)
+    check_server_span(span, port=server.port, path="/items/1", route="/items/{item_id}", user_agent=UA)
     assert [(name, str(exc)) for name, exc in guarded_errors] == [("uvicorn", "tracekit bug")]
     guarded_errors.clear()
 

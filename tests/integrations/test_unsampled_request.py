@@ -621,3 +621,42 @@ def test_with_traceresponse_a_sampled_request_answers_with_its_server_span(servi
     assert response_headers["traceresponse"] == traceparent_of(server)
     assert traceparent_of(server).startswith(f"00-{TRACE}-")
     assert traceparent_of(server).endswith("-01")
+
+
+# --------------------------------------------------------------------------- 6. a root the ratio drops
+
+
+@pytest.mark.parametrize("service", [{"sample_ratio": 0.0}], indirect=True, ids=["ratio-0"])
+def test_a_request_that_starts_a_trace_the_ratio_drops_makes_no_span_and_passes_a_new_trace_on(
+    service: Service,
+) -> None:
+    # The sampler decides on the trace id alone, so the server decides before it builds the
+    # span's attributes (Tracer.dropped_root); what it passes on is a trace of its own.
+    order = uuid.uuid4().hex[:8]
+    body, response_headers = service.request(order, [])
+    check_body(body)
+    assert "traceresponse" not in response_headers
+    calls = service.calls(order)
+    context = calls[0]["traceparent"]
+    # Unsampled, with the random-trace-id flag of W3C Trace Context Level 2 (tracekit's trace
+    # ids are random), valid ids, and no tracestate: a dropped root records no threshold.
+    match = re.fullmatch("00-([0-9a-f]{32})-([0-9a-f]{16})-02", context)
+    assert match is not None, context
+    assert match.group(1) != "0" * 32 and match.group(2) != "0" * 16
+    for call in calls:
+        assert call["traceparent"] == context
+        assert "tracestate" not in call
+    assert sent_headers(service, order) == [("tenant", b"acme"), ("traceparent", context.encode())]
+    assert service.started == []
+    assert no_spans(service.recorder) == []
+
+
+@pytest.mark.parametrize("service", [{"sample_ratio": 0.0, "keep_errors": True}], indirect=True, ids=["keep"])
+def test_with_keep_errors_a_root_the_ratio_drops_is_still_recorded(service: Service) -> None:
+    # Keeping failed traces needs every span recorded: the server takes no shortcut then.
+    order = uuid.uuid4().hex[:8]
+    body, _ = service.request(order, [])
+    check_body(body)
+    assert ("GET", SpanKind.SERVER) in service.started
+    assert re.fullmatch("00-[0-9a-f]{32}-[0-9a-f]{16}-0[02]", service.calls(order)[0]["traceparent"])
+    assert no_spans(service.recorder) == []

@@ -34,6 +34,7 @@ from tracekit._http_server import (
     excluded,
     forwarded_for,
     server_config,
+    skipped,
     start,
 )
 from tracekit._safety import report
@@ -129,6 +130,10 @@ def _begin(config: ServerConfig, integration: str, scope: Scope) -> ServerReques
         parent = ROOT
     else:
         parent = textmap.extract(_Headers(raw, index), getter=_GETTER)
+    method = scope.get("method") or "GET"
+    request, root_trace_id = skipped(config, integration, parent, method)
+    if request is not None:
+        return request
     user_agent = index.get(b"user-agent")
     forwarded = index.get(b"forwarded")
     x_forwarded_for = index.get(b"x-forwarded-for")
@@ -143,7 +148,7 @@ def _begin(config: ServerConfig, integration: str, scope: Scope) -> ServerReques
         config,
         integration,
         parent,
-        scope.get("method") or "GET",
+        method,
         scheme,
         path,
         query,
@@ -153,6 +158,7 @@ def _begin(config: ServerConfig, integration: str, scope: Scope) -> ServerReques
         user_agent.decode("latin-1") if user_agent is not None else None,
         scope.get("http_version"),
         (lambda: _decoded(raw)) if config.capture_request else None,
+        root_trace_id,
     )
 
 

@@ -32,6 +32,7 @@ from tracekit._http_server import (
     excluded,
     forwarded_for,
     server_config,
+    skipped,
     start,
 )
 from tracekit._safety import report
@@ -203,13 +204,17 @@ def _begin(config: ServerConfig, integration: str, environ: Environ) -> ServerRe
         if name in environ:
             parent = textmap.extract(environ, getter=_GETTER)
             break
+    method = environ.get("REQUEST_METHOD") or "GET"
+    request, root_trace_id = skipped(config, integration, parent, method)
+    if request is not None:
+        return request
     forwarded = environ.get("HTTP_FORWARDED")
     x_forwarded_for = environ.get("HTTP_X_FORWARDED_FOR")
     return start(
         config,
         integration,
         parent,
-        environ.get("REQUEST_METHOD") or "GET",
+        method,
         scheme,
         path,
         query,
@@ -219,4 +224,5 @@ def _begin(config: ServerConfig, integration: str, environ: Environ) -> ServerRe
         environ.get("HTTP_USER_AGENT"),
         protocol_version(environ.get("SERVER_PROTOCOL")),
         (lambda: _request_headers(environ)) if config.capture_request else None,
+        root_trace_id,
     )
