@@ -335,8 +335,11 @@ def test_the_load_block_survives_a_full_benchmark_rewrite(tmp_path: Path) -> Non
     write_block(page, "soak", "Soak: flat\n")
     text = page.read_text(encoding="utf-8")
     assert text.startswith("# Performance\n\nfigures\n\n<!-- load: begin")
-    assert "second" in text and "first" not in text
+    assert "second" in text
+    assert "first" not in text
     kept = kept_blocks(page)
     assert kept.count("begin (written by nox -s load)") == 2
-    assert "second" in kept and "Soak: flat" in kept and "figures" not in kept
+    assert "second" in kept
+    assert "Soak: flat" in kept
+    assert "figures" not in kept
     assert kept_blocks(tmp_path / "absent.md") == ""

@@ -349,7 +349,9 @@ def test_sampling_and_trace_flags_match_the_sdk(sampler: Any) -> None:
             assert root.get_span_context().trace_state == mine.get_span_context().trace_state
             root.end()
         else:
-            assert kept == 0 and stand_in is not None and not stand_in.is_recording()
+            assert kept == 0
+            assert stand_in is not None
+            assert not stand_in.is_recording()
             made = stand_in.get_span_context()
             assert (made.trace_id, made.is_valid, made.is_remote) == (trace_id, True, False)
             assert made.trace_flags == mine.get_span_context().trace_flags
