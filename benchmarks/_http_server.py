@@ -1,8 +1,8 @@
 """A tiny HTTP/1.1 keep-alive server on 127.0.0.1 for the client benchmarks.
 
-Run as ``python -m benchmarks._http_server``: it prints its port on the first line of
-stdout and serves ``200 ok`` to every GET until its stdin closes (the parent exited or
-closed the pipe) or ``MAX_LIFETIME`` seconds pass. A GET of ``ECHO_PATH`` gets the same
+Run as ``python -m benchmarks._http_server [SECONDS]``: it prints its port on the first line
+of stdout and serves ``200 ok`` to every GET until its stdin closes (the parent exited or
+closed the pipe) or ``SECONDS`` pass (``MAX_LIFETIME`` by default). A GET of ``ECHO_PATH`` gets the same
 answer plus an ``ECHO_HEADER`` header holding the request's ``traceparent`` (``none`` when
 there was none), so that a client benchmark can check what context it sent. It runs in its
 own process so that the server's work never competes for the client's interpreter lock.
@@ -55,7 +55,8 @@ def main() -> None:
         server.shutdown()
 
     threading.Thread(target=stop_when_parent_goes, daemon=True).start()
-    timer = threading.Timer(MAX_LIFETIME, server.shutdown)
+    lifetime = float(sys.argv[1]) if len(sys.argv) > 1 else MAX_LIFETIME
+    timer = threading.Timer(lifetime, server.shutdown)
     timer.daemon = True
     timer.start()
     server.serve_forever(poll_interval=0.1)

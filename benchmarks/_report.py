@@ -228,6 +228,15 @@ instructions and first-level cache misses each side adds per request with callgr
 cache simulation (`nox -s bench -- instructions`), figures that repeat exactly whatever the
 machine is doing.
 
+The last section, *A service under load*, measures a deployed service rather than one
+operation: FastAPI on uvicorn and Flask on gunicorn, pinned to one core and driven by wrk from
+the other, untraced and under tracekit, the OpenTelemetry agent (`opentelemetry-instrument`)
+and ddtrace (`ddtrace-run`). It counts everything such a service pays (the export thread's
+encoding and HTTP, garbage collection, the interpreter lock) and checks that every span
+arrives. `nox -s load` makes it (about 35 minutes) and rewrites only that section, which
+`nox -s bench` keeps; `nox -s load -- --rounds 1 --seconds 2` is a quick look and
+`nox -s load -- --soak 600` the ten-minute memory soak.
+
 Where tracekit's lower cost comes from: its integrations and decorators make the SDK's own
 span objects through tracekit's tracer (`tracekit/_tracer.py`), which does less per span than
 the SDK's tracer while producing the same data. Attributes that tracekit's code built (exact

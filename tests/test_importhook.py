@@ -361,3 +361,31 @@ def test_plain_refuses_what_it_cannot_bind() -> None:
         patches.apply(module)
     assert vars(Owner)["helper"] is original
     assert not patches.is_applied(module)
+
+
+def test_a_target_met_at_run_time_is_wrapped_once_and_reverted_with_the_rest() -> None:
+    module = types.ModuleType("hooked_extend")
+
+    class Base:
+        def method(self, x: int) -> tuple[Any, int]:
+            return (self, x)
+
+    class Own(Base):
+        def method(self, x: int) -> tuple[Any, int]:
+            return (self, x + 1)
+
+    module.Base = Base  # type: ignore[attr-defined]
+    calls: list[tuple[Any, tuple[Any, ...]]] = []
+    patches = Patches("extend-test", {"hooked_extend": [("Base.method", Plain(_recording(calls)))]})
+    own_original = vars(Own)["method"]
+    assert patches.extend(module, Own, "method", Plain(_recording(calls))) is False  # not patched yet
+    assert vars(Own)["method"] is own_original
+    assert patches.apply(module) is True
+    assert patches.extend(module, Own, "method", Plain(_recording(calls))) is True
+    assert patches.extend(module, Own, "method", Plain(_recording(calls))) is False  # already wrapped
+    own = Own()
+    assert own.method(1) == ("wrapped", (own, 2))
+    assert calls == [(own, (1,))]
+    assert patches.revert(module) is True
+    assert vars(Own)["method"] is own_original
+    assert not is_patch(vars(Base)["method"])

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -30,6 +31,8 @@ from benchmarks.load._run import SERVERS, VARIANTS, RunResult, Settings, Sink, r
 
 _ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_OUTPUT = _ROOT / "docs" / "performance.md"
+#: The loopback stub outlives any run (it also stops when this process closes its stdin).
+_STUB_LIFETIME = 6 * 3600
 
 
 def _log(message: str) -> None:
@@ -50,7 +53,7 @@ def _parse(argv: Sequence[str]) -> argparse.Namespace:
 
 def _stub() -> tuple[subprocess.Popen[str], str]:
     process = subprocess.Popen(
-        ["taskset", "-c", "1", sys.executable, "-m", "benchmarks._http_server"],
+        ["taskset", "-c", "1", sys.executable, "-m", "benchmarks._http_server", str(_STUB_LIFETIME)],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -68,11 +71,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from tracekit._receiver import OTLPReceiver
 
+    # SIGTERM unwinds like Ctrl-C, so that PostgreSQL's affinity and the stub are restored.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     settings = Settings(seconds=args.seconds)
     servers = [SERVERS[name] for name in (args.server or sorted(SERVERS, reverse=True))]
     variants = [v for v in VARIANTS if not args.variant or v.name in args.variant or v.tracer is None]
     os.sched_setaffinity(0, {settings.load_cpu})
     started = time.monotonic()
+    command = "nox -s load" + (
+        ""
+        if argv is None and len(sys.argv) == 1
+        else " -- " + " ".join(sys.argv[1:] if argv is None else argv)
+    )
     with ExitStack() as stack:
         pinned = stack.enter_context(_procs.pinned_postgres({settings.load_cpu}))
         _log(f"PostgreSQL: {pinned} processes pinned to core {settings.load_cpu}")
@@ -118,13 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     by_variant[variant.name].append(result)
                     _log("  " + _report.one_line(result))
             results[server.name] = by_variant
-    elapsed = time.monotonic() - started
-    command = "nox -s load" + (
-        ""
-        if argv is None and len(sys.argv) == 1
-        else " -- " + " ".join(sys.argv[1:] if argv is None else argv)
-    )
-    text = _report.render(results, servers, settings, args.rounds, elapsed, command)
+            # What is done so far, in the log: a later failure does not lose it.
+            _log(_report.render(results, servers, settings, args.rounds, time.monotonic() - started, command))
+    text = _report.render(results, servers, settings, args.rounds, time.monotonic() - started, command)
     print(text)
     if not args.no_output:
         output = args.output or DEFAULT_OUTPUT

@@ -28,12 +28,17 @@ be wrapped in place); ``revert`` rebinds the original the same way.
 
 A path ending in ``?`` is optional: a library version without that attribute is patched
 without it (a hook that only some versions of a library offer).
+
+``extend(module, owner, attribute, wrapper)`` wraps one more target met while the
+application runs (a subclass overriding a patched method, say), recorded with ``module``'s
+patches so that ``revert`` restores it too.
 """
 
 from __future__ import annotations
 
 import functools
 import sys
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import FunctionType, MethodType, ModuleType
@@ -97,6 +102,8 @@ class Replace:
 
 
 _ORIGINAL = "__tracekit_original__"
+#: Held while a target met at run time is wrapped (:meth:`Patches.extend`).
+_EXTENDING = threading.Lock()
 
 
 def _is_wrapt_patch(value: Any) -> bool:
@@ -216,6 +223,25 @@ class Patches:
             raise
         setattr(module, self.marker, tuple(applied))
         return True
+
+    def extend(self, module: ModuleType, parent: Any, attribute: str, wrapper: Wrapper | Plain) -> bool:
+        """Wrap ``parent.attribute`` too, while ``module`` is patched; ``False`` if it was not
+        patched or the attribute is already a patch (another thread got there first)."""
+        with _EXTENDING:
+            applied = vars(module).get(self.marker)
+            own = attribute in vars(parent)
+            original = vars(parent)[attribute] if own else getattr(parent, attribute)
+            if applied is None or is_patch(original):
+                return False
+            if isinstance(wrapper, Plain):
+                replacement = _plain(parent, original, wrapper.wrapper)
+            else:
+                from tracekit._wrapt import TracekitWrapper
+
+                replacement = TracekitWrapper(original, wrapper)
+            setattr(parent, attribute, replacement)
+            setattr(module, self.marker, (*applied, _Applied(parent, attribute, own, original, replacement)))
+            return True
 
     def revert(self, module: ModuleType) -> bool:
         """Restore the exact originals in ``module``; ``False`` if it was not patched."""

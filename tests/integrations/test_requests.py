@@ -8,6 +8,7 @@ import pytest
 import requests
 from httpcheck import capture_client_spans, check_client_span, check_exception_span, traceparent
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind, StatusCode
 
 import tracekit
 from tracekit import _state
@@ -144,3 +145,86 @@ def test_the_otlp_exporters_own_requests_are_not_traced(http_server: Any) -> Non
     assert len(exports) >= 2
     assert all("traceparent" not in headers for headers in exports)
     assert names == [("GET", http_server.url("/ok")), ("GET", http_server.url("/ok?second"))]
+
+
+# --------------------------------------------------------------------------- adapters of their own
+
+
+class _CannedAdapter(requests.adapters.BaseAdapter):
+    """A transport of the application's own (as test adapters and custom transports are):
+    it answers without any network, and keeps the headers it was asked to send."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[dict[str, str]] = []
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        self.sent.append(dict(request.headers))
+        response = requests.Response()
+        response.status_code = 418
+        response.url = request.url or ""
+        response.request = request
+        response._content = b"teapot"
+        return response
+
+    def close(self) -> None:
+        return None
+
+
+class _CountingAdapter(requests.adapters.HTTPAdapter):
+    """An ``HTTPAdapter`` whose ``send`` does something of its own, then the usual."""
+
+    calls = 0
+
+    def send(self, request: requests.PreparedRequest, *args: Any, **kwargs: Any) -> requests.Response:
+        type(self).calls += 1
+        return super().send(request, *args, **kwargs)
+
+
+def test_a_mounted_adapter_of_its_own_is_traced_once_per_request(http_spans: SpanRecorder) -> None:
+    adapter = _CannedAdapter()
+    with requests.Session() as session:
+        session.mount("http://canned.test:8080/", adapter)
+        response = session.get("http://canned.test:8080/brew?pot=1")
+    assert (response.status_code, response.content) == (418, b"teapot")
+    (span,) = http_spans.spans
+    assert (span.name, span.kind, span.status.status_code) == ("GET", SpanKind.CLIENT, StatusCode.ERROR)
+    # No network.protocol.version: the canned response has no urllib3 response under it.
+    assert dict(span.attributes or {}) == {
+        "http.request.method": "GET",
+        "server.address": "canned.test",
+        "server.port": 8080,
+        "url.full": "http://canned.test:8080/brew?pot=1",
+        "http.response.status_code": 418,
+        "error.type": "418",
+    }
+    assert [headers["traceparent"] for headers in adapter.sent] == [traceparent(span)]
+
+
+def test_an_adapter_calling_the_usual_send_makes_one_span(http_spans: SpanRecorder, http_server: Any) -> None:
+    with requests.Session() as session:
+        session.mount("http://", _CountingAdapter())
+        response = session.get(http_server.url("/ok"))
+    assert _CountingAdapter.calls >= 1
+    (span,) = http_spans.spans  # the subclass's span; HTTPAdapter.send under it makes none
+    check_client_span(span, url=http_server.url("/ok"), port=http_server.port)
+    assert response.json()["headers"]["traceparent"] == traceparent(span)
+
+
+def test_unpatching_restores_an_adapters_own_send(http_spans: SpanRecorder) -> None:
+    class Adapter(_CannedAdapter):
+        def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+            return super().send(request, **kwargs)
+
+    original = vars(Adapter)["send"]
+    with requests.Session() as session:
+        session.mount("http://canned.test/", Adapter())
+        assert vars(Adapter)["send"] is not original
+        tracekit.uninstrument("requests")
+        assert vars(Adapter)["send"] is original
+        assert session.get("http://canned.test/").status_code == 418
+        assert http_spans.spans == []
+        tracekit.instrument("requests")
+        session.mount("http://canned.test/", Adapter())
+        assert session.get("http://canned.test/").status_code == 418
+    assert len(http_spans.spans) == 1

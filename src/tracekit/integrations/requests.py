@@ -1,13 +1,19 @@
-"""requests: a CLIENT span for each request a ``Session`` sends through an ``HTTPAdapter``.
+"""requests: a CLIENT span for each request a ``Session`` sends through a transport adapter.
 
 ``HTTPAdapter.send`` runs once per request on the wire (redirects followed by the session
 pass through it again and get ``http.request.resend_count``); ``Session.send`` numbers
 them. urllib3 underneath makes no second span. The span ends when the adapter returns
 the response, before its body is read (``stream=False`` reads it afterwards).
+
+An adapter of its own class (a custom transport, a test adapter) that overrides ``send``
+is traced the same way from the moment it is mounted on a session: ``Session.mount`` wraps
+that class's ``send`` once. One that calls ``super().send()`` still makes one span.
 """
 
 from __future__ import annotations
 
+import sys
+from types import FunctionType
 from typing import Any
 
 from tracekit._http import (
@@ -22,7 +28,8 @@ from tracekit._http import (
     sync_resend_scope,
     sync_send,
 )
-from tracekit._patch import Patches, Plain
+from tracekit._patch import Patches, Plain, is_patch
+from tracekit._safety import guard
 
 __all__ = ["patch", "patches", "unpatch"]
 
@@ -49,6 +56,27 @@ def _response(response: Any) -> ResponseInfo:
     return response.status_code, protocol_version(getattr(response.raw, "version", None))
 
 
+def _mount(wrapped: Any, session: Any, args: Args, kwargs: Kwargs) -> Any:
+    result = wrapped(*args, **kwargs)
+    with guard("requests"):
+        adapter = args[1] if len(args) > 1 else kwargs.get("adapter")
+        _trace_own_sends(type(adapter))
+    return result
+
+
+def _trace_own_sends(adapter_class: type) -> None:
+    """Wrap ``send`` on every class of ``adapter_class``'s MRO that defines its own."""
+    import requests.adapters
+
+    bases = (requests.adapters.HTTPAdapter, requests.adapters.BaseAdapter, object)
+    for owner in adapter_class.__mro__:
+        if owner in bases:
+            continue
+        send = vars(owner).get("send")
+        if isinstance(send, FunctionType) and not is_patch(send):
+            patches.extend(sys.modules["requests"], owner, "send", _SEND)
+
+
 CLIENT = HttpClient(
     "requests",
     describe=_describe,
@@ -58,12 +86,15 @@ CLIENT = HttpClient(
     response_headers=lambda response: response.headers.items(),
 )
 
+_SEND = Plain(sync_send(CLIENT))
+
 patches = Patches(
     "requests",
     {
         "requests": [
             ("Session.send", Plain(sync_resend_scope)),
-            ("adapters.HTTPAdapter.send", Plain(sync_send(CLIENT))),
+            ("Session.mount", Plain(_mount)),
+            ("adapters.HTTPAdapter.send", _SEND),
         ]
     },
 )

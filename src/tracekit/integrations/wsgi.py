@@ -79,6 +79,23 @@ def traced(
     environ[KEY] = request
     if request is None:
         return app(environ, start_response)
+    if request.span.is_recording() or request.config.traceresponse:
+        start_response = _recording(request, integration, start_response)
+    # else an unsampled trace's stand-in: nothing of the response to record
+    token = _attach(request.context)
+    try:
+        body = app(environ, start_response)
+    except BaseException as exc:
+        request.failed(exc)
+        request.finish()
+        raise
+    finally:
+        _detach(token)
+    return _Body(body, request)
+
+
+def _recording(request: ServerRequest, integration: str, start_response: StartResponse) -> StartResponse:
+    """``start_response`` that also records the status (and captures headers, adds traceresponse)."""
 
     def traced_start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
         try:
@@ -94,16 +111,7 @@ def traced(
             return start_response(status, headers)
         return start_response(status, headers, exc_info)
 
-    token = _attach(request.context)
-    try:
-        body = app(environ, traced_start_response)
-    except BaseException as exc:
-        request.failed(exc)
-        request.finish()
-        raise
-    finally:
-        _detach(token)
-    return _Body(body, request)
+    return traced_start_response
 
 
 class _Body:
