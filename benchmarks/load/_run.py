@@ -141,23 +141,15 @@ def _environment(
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "TRACEKIT_", "DD_"))}
     env.update(LOAD_DSN=settings.dsn, LOAD_STUB_URL=stub_url, PYTHONPATH=str(_ROOT), OTEL_SERVICE_NAME="load")
     ratio = f"{variant.ratio:g}"
-    if variant.tracer == "tracekit":
+    if variant.tracer in ("tracekit", "opentelemetry"):
         env.update(
             OTEL_EXPORTER_OTLP_ENDPOINT=otlp,
             OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
             OTEL_TRACES_SAMPLER="parentbased_traceidratio",
             OTEL_TRACES_SAMPLER_ARG=ratio,
         )
-    elif variant.tracer == "opentelemetry":
-        env.update(
-            OTEL_TRACES_EXPORTER="otlp",
-            OTEL_METRICS_EXPORTER="none",
-            OTEL_LOGS_EXPORTER="none",
-            OTEL_EXPORTER_OTLP_ENDPOINT=otlp,
-            OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
-            OTEL_TRACES_SAMPLER="parentbased_traceidratio",
-            OTEL_TRACES_SAMPLER_ARG=ratio,
-        )
+        if variant.tracer == "opentelemetry":  # the agent's defaults also export metrics and logs
+            env.update(OTEL_TRACES_EXPORTER="otlp", OTEL_METRICS_EXPORTER="none", OTEL_LOGS_EXPORTER="none")
     elif variant.tracer == "ddtrace":
         env.update(
             DD_SERVICE="load",
