@@ -143,7 +143,9 @@ def render(
         f"{settings.server_cpu}; wrk, the stub, the receivers and PostgreSQL to core "
         f"{settings.load_cpu}. Medians over rounds; *added* is the "
         "server CPU per request over the untraced server's, paired round by round. tracekit and the "
-        "OpenTelemetry agent export OTLP/HTTP to tracekit's receiver; ddtrace sends to a stand-in agent.",
+        "OpenTelemetry agent export OTLP/HTTP to tracekit's receiver; ddtrace sends to a stand-in agent. "
+        "On a shared virtual machine the untraced server's own CPU per request drifts by tens of percent "
+        "within minutes, so differences of a few tens of µs between variants are within the noise.",
         "",
         "Budgets (issue 29):",
         "",
