@@ -801,6 +801,18 @@ def test_an_invalid_traceparent_restarts_the_trace(
     assert seen["tracestate"] == "ot=th:0"  # the new trace's own (sampled at 1.0), not the caller's
 
 
+def _sampled_through(services: tuple[SpanRecorder, Any], tracestate: list[str]) -> dict[str, str]:
+    """What the downstream service received after a sampled request carrying ``tracestate``
+    fields; the trace is continued under the upstream's outgoing call either way."""
+    recorder, upstream = services
+    seen: dict[str, str] = _through(
+        upstream, [("traceparent", f"00-{TRACE}-{PARENT}-01"), *(("tracestate", v) for v in tracestate)]
+    )
+    call = _outgoing(recorder)
+    assert seen["traceparent"] == f"00-{TRACE}-{call.context.span_id:016x}-01"
+    return seen
+
+
 @pytest.mark.parametrize(
     "tracestate",
     [
@@ -814,12 +826,7 @@ def test_an_invalid_traceparent_restarts_the_trace(
 def test_an_invalid_tracestate_is_dropped_and_the_trace_continued(
     services: tuple[SpanRecorder, Any], tracestate: list[str]
 ) -> None:
-    recorder, upstream = services
-    seen = _through(
-        upstream, [("traceparent", f"00-{TRACE}-{PARENT}-01"), *(("tracestate", v) for v in tracestate)]
-    )
-    call = _outgoing(recorder)
-    assert seen["traceparent"] == f"00-{TRACE}-{call.context.span_id:016x}-01"
+    seen = _sampled_through(services, tracestate)
     assert "tracestate" not in seen
 
 
@@ -837,12 +844,7 @@ def test_a_level_2_tracestate_is_passed_on(
 ) -> None:
     # W3C Trace Context Level 2: '@' anywhere in a key after its first character; of a
     # duplicated key a vendor may keep one member (tracekit keeps the first).
-    recorder, upstream = services
-    seen = _through(
-        upstream, [("traceparent", f"00-{TRACE}-{PARENT}-01"), *(("tracestate", v) for v in tracestate)]
-    )
-    call = _outgoing(recorder)
-    assert seen["traceparent"] == f"00-{TRACE}-{call.context.span_id:016x}-01"
+    seen = _sampled_through(services, tracestate)
     assert seen["tracestate"] == passed_on
 
 
